@@ -1,0 +1,153 @@
+"""Rejection reasons: one enum of stable codes, the exception that carries them, and the
+answers a client sees.
+
+Codes are part of the public contract: clients, dashboards and alerts match on them, so a
+code is never renamed.  The client sees the code and a fixed one-line message; the detail
+(which may name certificate fields) goes to the log only.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+__all__ = ["WS_POLICY_VIOLATION", "CertificateRejected", "RejectionReason", "send_rejection"]
+
+#: WebSocket close code for a connection denied by policy (RFC 6455, section 7.4.1).
+WS_POLICY_VIOLATION: Final = 1008
+
+
+class RejectionReason(enum.StrEnum):
+    """Why a request was refused.  The value is the stable code sent to the client."""
+
+    #: No client certificate, on a route (or middleware) that requires one.
+    MISSING = "missing"
+    #: The certificate data could not be decoded (bad PEM/DER/URL-encoding, empty, truncated).
+    MALFORMED = "malformed"
+    #: The certificate value is larger than the configured limit.
+    TOO_LARGE = "too_large"
+    #: No path from the certificate to a configured trust root.
+    UNTRUSTED = "untrusted"
+    #: The certificate's notAfter is in the past.
+    EXPIRED = "expired"
+    #: The certificate's notBefore is in the future.
+    NOT_YET_VALID = "not_yet_valid"
+    #: Not a client certificate: no clientAuth EKU, or a CA certificate presented as a client.
+    WRONG_USAGE = "wrong_usage"
+    #: The proxy that terminated TLS reported that it failed to verify the certificate.
+    PROXY_VERIFY_FAILED = "proxy_verify_failed"
+    #: A certificate header arrived from a peer that is not a configured trusted proxy, or
+    #: the server did not report the real TCP peer.
+    UNTRUSTED_PROXY = "untrusted_proxy"
+    #: The same certificate header appears more than once.
+    DUPLICATE_HEADER = "duplicate_header"
+    #: More than one certificate source presented a certificate (e.g. TLS and a header).
+    CONFLICTING_SOURCES = "conflicting_sources"
+    #: A valid certificate whose identity is not allowed on this route.
+    FORBIDDEN = "forbidden"
+    #: The certificate is valid but no principal name could be derived from it.
+    NO_PRINCIPAL = "no_principal"
+    #: The validator failed unexpectedly; rejected rather than passed (fail closed).
+    INTERNAL_ERROR = "validation_error"
+
+    @property
+    def status_code(self) -> int:
+        return _STATUS[self]
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+
+_STATUS: Final[dict[RejectionReason, int]] = {
+    RejectionReason.MISSING: 401,
+    RejectionReason.MALFORMED: 400,
+    RejectionReason.TOO_LARGE: 400,
+    RejectionReason.UNTRUSTED: 401,
+    RejectionReason.EXPIRED: 401,
+    RejectionReason.NOT_YET_VALID: 401,
+    RejectionReason.WRONG_USAGE: 401,
+    RejectionReason.PROXY_VERIFY_FAILED: 401,
+    RejectionReason.UNTRUSTED_PROXY: 400,
+    RejectionReason.DUPLICATE_HEADER: 400,
+    RejectionReason.CONFLICTING_SOURCES: 400,
+    RejectionReason.FORBIDDEN: 403,
+    RejectionReason.NO_PRINCIPAL: 401,
+    RejectionReason.INTERNAL_ERROR: 401,
+}
+
+_MESSAGES: Final[dict[RejectionReason, str]] = {
+    RejectionReason.MISSING: "a client certificate is required",
+    RejectionReason.MALFORMED: "the client certificate could not be decoded",
+    RejectionReason.TOO_LARGE: "the client certificate data is too large",
+    RejectionReason.UNTRUSTED: "the client certificate is not issued by a trusted authority",
+    RejectionReason.EXPIRED: "the client certificate has expired",
+    RejectionReason.NOT_YET_VALID: "the client certificate is not valid yet",
+    RejectionReason.WRONG_USAGE: "the certificate is not a TLS client certificate",
+    RejectionReason.PROXY_VERIFY_FAILED: "the TLS proxy failed to verify the client certificate",
+    RejectionReason.UNTRUSTED_PROXY: "client certificate headers are not accepted from this peer",
+    RejectionReason.DUPLICATE_HEADER: "the client certificate header appears more than once",
+    RejectionReason.CONFLICTING_SOURCES: "more than one client certificate was presented",
+    RejectionReason.FORBIDDEN: "this client is not allowed to call this resource",
+    RejectionReason.NO_PRINCIPAL: "no principal name could be derived from the certificate",
+    RejectionReason.INTERNAL_ERROR: "the client certificate could not be verified",
+}
+
+
+class CertificateRejected(Exception):
+    """Raised by any stage that refuses a certificate; carries a :class:`RejectionReason`.
+
+    ``detail`` is for logs and never sent to the client.
+    """
+
+    def __init__(self, reason: RejectionReason, detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def status_code(self) -> int:
+        return self.reason.status_code
+
+    def json_body(self) -> bytes:
+        """The response body: ``{"error": "client_certificate", "reason": ..., "message": ...}``."""
+        return json.dumps(
+            {
+                "error": "client_certificate",
+                "reason": self.reason.value,
+                "message": self.reason.message,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+
+async def send_rejection(
+    scope: Mapping[str, Any],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    exc: CertificateRejected,
+) -> None:
+    """Answer ``scope`` with the rejection: a JSON error for HTTP; for a WebSocket that has not
+    been accepted, the same HTTP response where the server supports the
+    ``websocket.http.response`` extension, else a close with code 1008 (policy violation)."""
+    body = exc.json_body()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
+    extensions = scope.get("extensions") or {}
+    if "websocket.http.response" in extensions:
+        await send(
+            {"type": "websocket.http.response.start", "status": exc.status_code, "headers": headers}
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send(
+            {"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": exc.reason.value}
+        )

@@ -1,0 +1,255 @@
+"""MTLSMiddleware: who is calling, proven by a client certificate.
+
+A pure ASGI middleware.  For each HTTP request and WebSocket it
+
+1. asks each configured source for a certificate (the ASGI ``tls`` extension, or a header
+   set by a trusted proxy, checked against the real TCP peer),
+2. validates it (``CertificateValidator``), caching the outcome by the raw value so a repeat
+   client costs a dictionary lookup,
+3. maps it to a :class:`~asgi_mtls.identity.ClientIdentity`,
+4. passes a copy of the scope down with ``scope["user"]`` / ``scope["auth"]`` (Starlette's
+   conventions, so ``request.user`` and ``@requires`` work) and
+   ``scope["asgi_mtls.identity"]``.
+
+A certificate that is presented but not acceptable ends the request with a typed rejection
+(see :mod:`asgi_mtls.errors`), on every route but the exempt ones: it is never downgraded to
+an anonymous request.  Lifespan and other scope types pass through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from starlette.authentication import AuthCredentials, UnauthenticatedUser
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from asgi_mtls.cache import VerificationCache
+from asgi_mtls.errors import CertificateRejected, RejectionReason, send_rejection
+from asgi_mtls.identity import (
+    IDENTITY_SCOPE_KEY,
+    ClientIdentity,
+    ClientUser,
+    PrincipalMapper,
+    PrincipalStrategy,
+    build_identity,
+    resolve_principal_mapper,
+)
+from asgi_mtls.sources import (
+    CertificateSource,
+    NginxHeaderSource,
+    TLSExtensionSource,
+    TrustedProxies,
+    transport_peer,
+)
+from asgi_mtls.sources.types import RawValues
+from asgi_mtls.validation import CertificateInput, CertificateValidator
+
+__all__ = ["MTLSMiddleware"]
+
+logger = logging.getLogger("asgi_mtls")
+
+#: How long a rejection is remembered (seconds): a client retrying a bad certificate costs a
+#: lookup, and a fixed clock or trust problem is noticed within this time.
+NEGATIVE_TTL = 60.0
+#: Upper bound on how long an accepted certificate is remembered (seconds).
+POSITIVE_TTL = 3600.0
+
+_Outcome = ClientIdentity | CertificateRejected
+
+
+class MTLSMiddleware:
+    """Identify the client of every request by its certificate.
+
+    :param trust: trust roots (PEM file path, PEM/DER bytes, certificates) or a ready
+        :class:`CertificateValidator`.
+    :param intermediates: intermediate CA certificates used for path building (never as
+        anchors).  Needed when the client sends only its leaf, as nginx forwards it.
+    :param trusted_proxies: addresses/CIDRs (and ``"unix:"``) of proxies allowed to forward a
+        certificate in a header.  Empty (the default) means no header is ever believed.
+    :param sources: certificate sources, in order.  Default: the ASGI ``tls`` extension, plus
+        nginx's header when ``trusted_proxies`` is set.
+    :param principal: a strategy name (``"default"``, ``"spiffe"``, ``"uri"``, ``"dns"``,
+        ``"email"``, ``"cn"``, ``"subject"``, ``"fingerprint"``) or a callable.
+    :param require_certificate: refuse (401 ``missing``) any request without a certificate,
+        except on ``exempt_paths``.
+    :param exempt_paths: paths on which no certificate is read at all (health checks).  An
+        entry ending in ``*`` is a prefix.
+    :param header: the nginx certificate header name (default ``x-ssl-client-cert``).
+    :param verify_header: the nginx verdict header (default ``x-ssl-client-verify``; ``None``
+        to ignore it).
+    :param trust_scope_client: on servers that do not report the transport peer (anything but
+        ``asgi_mtls.uvicorn``), take the peer from ``scope["client"]``.  Only safe when the
+        server does not rewrite it from forwarding headers (uvicorn ``--no-proxy-headers``).
+    :param on_untrusted_header: ``"reject"`` (default) answers a certificate header from an
+        untrusted peer with 400 ``untrusted_proxy``; ``"ignore"`` drops it silently.
+    :param cache_size: entries in the verification cache.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trust: CertificateInput | CertificateValidator,
+        intermediates: CertificateInput | None = None,
+        trusted_proxies: Iterable[str] | TrustedProxies = (),
+        sources: Sequence[CertificateSource] | None = None,
+        principal: PrincipalStrategy | str | PrincipalMapper = "default",
+        require_certificate: bool = False,
+        exempt_paths: Iterable[str] = (),
+        header: str = "x-ssl-client-cert",
+        verify_header: str | None = "x-ssl-client-verify",
+        trust_scope_client: bool = False,
+        on_untrusted_header: str = "reject",
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        if isinstance(trust, CertificateValidator):
+            if intermediates is not None:
+                raise ValueError("pass intermediates to the CertificateValidator itself")
+            self.validator = trust
+        else:
+            self.validator = CertificateValidator(trust, intermediates=intermediates)
+        self.trusted_proxies = (
+            trusted_proxies
+            if isinstance(trusted_proxies, TrustedProxies)
+            else TrustedProxies(trusted_proxies)
+        )
+        if sources is None:
+            default: list[CertificateSource] = [TLSExtensionSource()]
+            if self.trusted_proxies:
+                default.append(NginxHeaderSource(header, verify_header=verify_header))
+            sources = default
+        if not sources:
+            raise ValueError("at least one certificate source is needed")
+        names = [source.name for source in sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"certificate source names must be unique, got {names}")
+        self.sources = tuple(sources)
+        self.principal = resolve_principal_mapper(principal)
+        self.require_certificate = require_certificate
+        exempt = list(exempt_paths)
+        self._exempt_exact = frozenset(p for p in exempt if not p.endswith("*"))
+        self._exempt_prefixes = tuple(p[:-1] for p in exempt if p.endswith("*"))
+        self.trust_scope_client = trust_scope_client
+        if on_untrusted_header not in ("reject", "ignore"):
+            raise ValueError("on_untrusted_header must be 'reject' or 'ignore'")
+        self.ignore_untrusted_headers = on_untrusted_header == "ignore"
+        self.cache: VerificationCache[_Outcome] = VerificationCache(cache_size, clock=clock)
+        self._clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        identity: ClientIdentity | None = None
+        try:
+            if not self._is_exempt(scope["path"]):
+                identity = self.identify(scope)
+                if identity is None and self.require_certificate:
+                    raise CertificateRejected(RejectionReason.MISSING, "no client certificate")
+        except CertificateRejected as exc:
+            self._log_rejection(scope, exc)
+            await send_rejection(scope, send, exc)
+            return
+        scope = dict(scope)
+        scope[IDENTITY_SCOPE_KEY] = identity
+        if identity is None:
+            scope["user"] = UnauthenticatedUser()
+            scope["auth"] = AuthCredentials()
+        else:
+            scope["user"] = ClientUser(identity)
+            scope["auth"] = AuthCredentials(["authenticated"])
+        try:
+            await self.app(scope, receive, send)
+        except CertificateRejected as exc:
+            # Raised by a route requirement (FastAPI dependency) before any response started.
+            self._log_rejection(scope, exc)
+            await send_rejection(scope, send, exc)
+
+    def _is_exempt(self, path: str) -> bool:
+        return path in self._exempt_exact or (
+            bool(self._exempt_prefixes) and path.startswith(self._exempt_prefixes)
+        )
+
+    def identify(self, scope: Scope) -> ClientIdentity | None:
+        """The identity of ``scope``'s client, ``None`` if it presented no certificate.
+
+        Raises :class:`CertificateRejected` for anything presented but not acceptable.
+        """
+        found: list[tuple[CertificateSource, RawValues]] = []
+        for source in self.sources:
+            raw = source.find(scope)
+            if raw is None:
+                continue
+            if source.requires_trusted_proxy:
+                peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
+                if not self.trusted_proxies.is_trusted(peer):
+                    if self.ignore_untrusted_headers:
+                        continue
+                    why = "unknown transport peer" if peer is None else f"peer {peer}"
+                    raise CertificateRejected(
+                        RejectionReason.UNTRUSTED_PROXY,
+                        f"{source.name} certificate header from untrusted {why}",
+                    )
+            found.append((source, raw))
+        if not found:
+            return None
+        outcomes = [self._resolve(source, raw) for source, raw in found]
+        identities = [outcome for outcome in outcomes if outcome is not None]
+        if len(identities) > 1:
+            raise CertificateRejected(
+                RejectionReason.CONFLICTING_SOURCES,
+                "certificates from " + ", ".join(identity.source for identity in identities),
+            )
+        return identities[0] if identities else None
+
+    def _resolve(self, source: CertificateSource, raw: RawValues) -> ClientIdentity | None:
+        key = (source.name, raw)
+        outcome = self.cache.get(key)
+        if outcome is None:
+            outcome, expires_at = self._verify(source, raw)
+            if outcome is _NO_CERTIFICATE:
+                return None
+            self.cache.put(key, outcome, expires_at)
+        if isinstance(outcome, CertificateRejected):
+            raise outcome.with_traceback(None)  # cached: do not let tracebacks pile up
+        return outcome
+
+    def _verify(self, source: CertificateSource, raw: RawValues) -> tuple[Any, float]:
+        now = self._clock()
+        try:
+            presented = source.decode(raw)
+            if presented is None:
+                return _NO_CERTIFICATE, now
+            verified = self.validator.validate(presented.leaf, presented.chain)
+            identity = build_identity(verified.chain, source=source.name, principal=self.principal)
+        except CertificateRejected as exc:
+            return exc, now + NEGATIVE_TTL
+        except Exception as exc:  # fail closed: any validator fault is a rejection
+            logger.exception("certificate validation failed unexpectedly")
+            return (
+                CertificateRejected(RejectionReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"),
+                now + NEGATIVE_TTL,
+            )
+        expires_at = min(verified.expires_at.timestamp(), now + POSITIVE_TTL)
+        return identity, expires_at
+
+    def _log_rejection(self, scope: Scope, exc: CertificateRejected) -> None:
+        client = scope.get("client")
+        peer = transport_peer(scope, trust_scope_client=True)
+        logger.warning(
+            "client certificate rejected: reason=%s status=%d path=%s client=%s peer=%s detail=%s",
+            exc.reason.value,
+            exc.status_code,
+            scope.get("path"),
+            client[0] if client else None,
+            peer,
+            exc.detail,
+        )
+
+
+_NO_CERTIFICATE: Any = object()

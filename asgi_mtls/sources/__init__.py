@@ -1,0 +1,49 @@
+"""Certificate sources: where a request's client certificate comes from.
+
+A source answers two questions, split so that the middleware can cache between them:
+
+``find(scope)``
+    Cheap and pure: the raw, still-encoded values this source sees in the scope (a tuple of
+    strings, used as the cache key), or ``None`` when the source does not apply.  It does not
+    decode, validate or judge anything.
+``decode(raw)``
+    Turns those raw values into a :class:`PresentedCertificate`, ``None`` when they say that
+    no certificate was presented, or raises :class:`~asgi_mtls.errors.CertificateRejected`.
+    It is deterministic in ``raw``, so its result may be cached under ``raw``.
+
+Header sources set ``requires_trusted_proxy``: the middleware refuses them unless the real
+TCP peer is a configured trusted proxy, before ``decode`` ever runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from asgi_mtls.sources.headers import NginxHeaderSource
+from asgi_mtls.sources.proxies import TransportPeer, TrustedProxies, transport_peer
+from asgi_mtls.sources.tls import TLSExtensionSource
+from asgi_mtls.sources.types import PresentedCertificate, RawValues
+
+__all__ = [
+    "CertificateSource",
+    "NginxHeaderSource",
+    "PresentedCertificate",
+    "RawValues",
+    "TLSExtensionSource",
+    "TransportPeer",
+    "TrustedProxies",
+    "transport_peer",
+]
+
+
+@runtime_checkable
+class CertificateSource(Protocol):
+    """The interface every source implements (see the module docstring)."""
+
+    name: str
+    requires_trusted_proxy: bool
+
+    def find(self, scope: Mapping[str, object]) -> RawValues | None: ...
+
+    def decode(self, raw: RawValues) -> PresentedCertificate | None: ...

@@ -1,0 +1,66 @@
+"""The ASGI ``tls`` extension as a certificate source.
+
+asgiref ``specs/tls.rst`` (0.2): ``scope["extensions"]["tls"]["client_cert_chain"]`` is an
+iterable of PEM strings, ``[0]`` the leaf, the rest whatever the client sent.  Only ``[0]``
+is relied on; the rest is a path-building hint.  No stock server fills the extension today:
+``asgi_mtls.uvicorn`` makes uvicorn do it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.sources.encoding import check_size, pem_certificate_to_der
+from asgi_mtls.sources.types import PresentedCertificate, RawValues
+
+__all__ = ["TLSExtensionSource"]
+
+
+class TLSExtensionSource:
+    """Reads the client certificate the ASGI server verified in the TLS handshake."""
+
+    name = "tls"
+    requires_trusted_proxy = False
+
+    def __init__(self, *, max_chain_length: int = 8, max_certificate_chars: int = 32 * 1024):
+        self.max_chain_length = max_chain_length
+        self.max_certificate_chars = max_certificate_chars
+
+    def find(self, scope: Mapping[str, object]) -> RawValues | None:
+        extensions = scope.get("extensions")
+        if not isinstance(extensions, Mapping):
+            return None
+        tls = extensions.get("tls")
+        if not isinstance(tls, Mapping):
+            return None
+        chain = tls.get("client_cert_chain")
+        error = tls.get("client_cert_error")
+        if not chain:
+            # A server that reports a handshake-level error but no certificate still failed
+            # to verify something the client sent: surface it rather than go anonymous.
+            return None if error is None else (str(error),)
+        reported = None if error is None else str(error)
+        if isinstance(chain, str) or not isinstance(chain, Iterable):
+            return (reported, None)  # None marks an entry that is not a PEM string
+        return (reported, *(item if isinstance(item, str) else None for item in chain))
+
+    def decode(self, raw: RawValues) -> PresentedCertificate:
+        error, *chain = raw
+        if error is not None:
+            raise CertificateRejected(
+                RejectionReason.UNTRUSTED, f"the server reported client_cert_error={error!r}"
+            )
+        if not chain or any(item is None for item in chain):
+            raise CertificateRejected(RejectionReason.MALFORMED, "client_cert_chain is not a list")
+        if len(chain) > self.max_chain_length:
+            raise CertificateRejected(
+                RejectionReason.TOO_LARGE,
+                f"client_cert_chain has {len(chain)} certificates, limit {self.max_chain_length}",
+            )
+        ders = []
+        for item in chain:
+            assert item is not None
+            check_size(item, self.max_certificate_chars, "client_cert_chain entry")
+            ders.append(pem_certificate_to_der(item))
+        return PresentedCertificate(self.name, ders[0], tuple(ders[1:]))

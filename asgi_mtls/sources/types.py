@@ -1,0 +1,22 @@
+"""Value types shared by the certificate sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: What ``CertificateSource.find`` returns: the raw values as received, hashable, so they can
+#: key the verification cache without being decoded first.
+RawValues = tuple[str | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedCertificate:
+    """A certificate as a client presented it: decoded, not yet trusted.
+
+    ``chain`` holds any further certificates that came with it.  They are only hints for path
+    building, never trust anchors.
+    """
+
+    source: str
+    leaf: bytes
+    chain: tuple[bytes, ...] = ()
