@@ -27,12 +27,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = [
     "CertificateAuthority",
     "IssuedCertificate",
     "asgi_tls_scope_extension",
     "nginx_escaped_header",
+    "simulate_connection",
 ]
 
 _ONE_DAY = dt.timedelta(days=1)
@@ -288,3 +290,24 @@ def asgi_tls_scope_extension(
         "tls_version": 0x0304,
         "cipher_suite": None,
     }
+
+
+def simulate_connection(
+    app: ASGIApp, cert: IssuedCertificate | None = None, *, peer: str | None = "127.0.0.1"
+) -> ASGIApp:
+    """Wrap ``app`` as ``asgi_mtls.uvicorn`` would serve it: every HTTP and WebSocket scope
+    gets the ASGI ``tls`` extension for a client presenting ``cert`` (none when ``cert`` is
+    ``None``) and the transport peer ``peer``.  For in-process tests (httpx.ASGITransport,
+    Starlette's TestClient) where no real TLS handshake happens."""
+
+    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            extensions = dict(scope.get("extensions") or {})
+            if cert is not None:
+                extensions["tls"] = asgi_tls_scope_extension(cert)
+            if peer is not None:
+                extensions["asgi_mtls.peer"] = {"family": "inet", "host": peer, "port": 40000}
+            scope = {**scope, "extensions": extensions}
+        await app(scope, receive, send)
+
+    return wrapper

@@ -31,7 +31,7 @@ class PKI:
 
 @pytest.fixture(scope="session")
 def pki() -> PKI:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     root = CertificateAuthority("Bank Test Root")
     intermediate = root.intermediate("Bank Test Clients CA")
     other = CertificateAuthority("Attacker Root")
@@ -63,3 +63,8 @@ def pki() -> PKI:
         ca_as_client=root.issue_client("sneaky-ca", is_ca=True),
         untrusted=other.issue_client(spiffe_id="spiffe://bank.example/payments"),
     )
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

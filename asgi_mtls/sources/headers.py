@@ -47,6 +47,9 @@ def decode_nginx_escaped_cert(value: str, *, max_chars: int = DEFAULT_MAX_HEADER
     text = unquote(value, encoding="ascii", errors="strict")
     if "%" in text:
         raise CertificateRejected(RejectionReason.MALFORMED, "certificate header is double-encoded")
+    if " " in text.replace("BEGIN CERTIFICATE", "").replace("END CERTIFICATE", ""):
+        # nginx escapes spaces; a bare one is a '+' that something decoded as form data.
+        raise CertificateRejected(RejectionReason.MALFORMED, "space inside the certificate body")
     return pem_certificate_to_der(text)
 
 

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from asgi_mtls import CertificateRejected, RejectionReason, require_client
+from asgi_mtls.identity import IDENTITY_SCOPE_KEY, build_identity, resolve_principal_mapper
+
+
+def identity(cert):
+    chain = (cert.certificate, *cert.chain)
+    return build_identity(chain, source="tls", principal=resolve_principal_mapper("default"))
+
+
+def test_conditions_combine_with_and(pki):
+    payments, reports = identity(pki.payments), identity(pki.reports)
+    assert require_client().allows(payments)
+    assert require_client("spiffe://bank.example/payments").allows(payments)
+    assert not require_client("spiffe://bank.example/payments").allows(reports)
+    assert require_client(trust_domain="bank.example").allows(reports)
+    assert not require_client(trust_domain="other.example").allows(reports)
+    assert not require_client(trust_domain="bank.example").allows(identity(pki.cn_only))
+    both = require_client("spiffe://bank.example/reports", predicate=lambda i: i.source == "nginx")
+    assert not both.allows(reports)
+
+
+def test_principal_comparison_is_exact(pki):
+    cn = identity(pki.cn_only)  # "legacy-batch"
+    assert not require_client("Legacy-Batch").allows(cn)
+    assert not require_client("legacy-batch ").allows(cn)
+    assert not require_client("legacy\u2010batch").allows(cn)  # Unicode hyphen
+
+
+def test_check_on_a_scope(pki):
+    requirement = require_client("spiffe://bank.example/payments")
+    assert requirement.check({IDENTITY_SCOPE_KEY: identity(pki.payments)}).principal.endswith(
+        "/payments"
+    )
+    with pytest.raises(CertificateRejected) as info:
+        requirement.check({IDENTITY_SCOPE_KEY: identity(pki.reports)})
+    assert info.value.reason is RejectionReason.FORBIDDEN
+    assert info.value.status_code == 403
+    with pytest.raises(CertificateRejected) as info:
+        requirement.check({IDENTITY_SCOPE_KEY: None})
+    assert info.value.reason is RejectionReason.MISSING
+    with pytest.raises(RuntimeError, match="MTLSMiddleware"):
+        requirement.check({})
+    with pytest.raises(RuntimeError, match="holds str"):
+        requirement.check({IDENTITY_SCOPE_KEY: "spiffe://bank.example/payments"})
+
+
+def test_describe():
+    assert require_client().describe() == "any valid client certificate"
+    described = require_client("b", "a", trust_domain="bank.example").describe()
+    assert described == "principal in a, b and SPIFFE trust domain bank.example"
+
+
+@pytest.mark.parametrize(
+    "bad", [{"principals": ("",)}, {"principals": ("a\x00",)}, {"trust_domain": "Bank.Example"}]
+)
+def test_invalid_requirements(bad):
+    with pytest.raises(ValueError, match="invalid"):
+        require_client(*bad.get("principals", ()), trust_domain=bad.get("trust_domain"))
+
+
+def test_decorator_needs_request_or_websocket():
+    def endpoint(req):
+        return None
+
+    with pytest.raises(TypeError, match='"request" or "websocket"'):
+        require_client()(endpoint)
+    with pytest.raises(TypeError):
+        require_client()(42)
