@@ -69,8 +69,9 @@ class MTLSMiddleware:
         anchors).  Needed when the client sends only its leaf, as nginx forwards it.
     :param trusted_proxies: addresses/CIDRs (and ``"unix:"``) of proxies allowed to forward a
         certificate in a header.  Empty (the default) means no header is ever believed.
-    :param sources: certificate sources, in order.  Default: the ASGI ``tls`` extension, plus
-        nginx's header when ``trusted_proxies`` is set.
+    :param sources: certificate sources, in order.  Default: the ASGI ``tls`` extension and
+        nginx's header (believed only from ``trusted_proxies``; from anyone else it is
+        rejected as ``untrusted_proxy``).
     :param principal: a strategy name (``"default"``, ``"spiffe"``, ``"uri"``, ``"dns"``,
         ``"email"``, ``"cn"``, ``"subject"``, ``"fingerprint"``) or a callable.
     :param require_certificate: refuse (401 ``missing``) any request without a certificate,
@@ -119,10 +120,9 @@ class MTLSMiddleware:
             else TrustedProxies(trusted_proxies)
         )
         if sources is None:
-            default: list[CertificateSource] = [TLSExtensionSource()]
-            if self.trusted_proxies:
-                default.append(NginxHeaderSource(header, verify_header=verify_header))
-            sources = default
+            # The header source is on even without trusted proxies, so that a forged header
+            # sent straight to the app is answered (and logged) as untrusted_proxy.
+            sources = [TLSExtensionSource(), NginxHeaderSource(header, verify_header=verify_header)]
         if not sources:
             raise ValueError("at least one certificate source is needed")
         names = [source.name for source in sources]

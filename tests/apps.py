@@ -36,7 +36,8 @@ async def public(request: Request) -> JSONResponse:
 
 @require_client()
 async def whoami(request: Request) -> JSONResponse:
-    return JSONResponse(describe(get_client_identity(request)))
+    client_host = request.client.host if request.client else None
+    return JSONResponse({**describe(get_client_identity(request)), "client_host": client_host})
 
 
 @require_client(PAYMENTS)

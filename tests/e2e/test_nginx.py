@@ -1,0 +1,250 @@
+"""Real nginx (Debian package) terminating mTLS in front of real uvicorn.
+
+nginx forwards ``$ssl_client_escaped_cert`` with the configuration the docs and the example
+app ship (``example_app/nginx/asgi-mtls-proxy.conf`` is included verbatim).  The end client
+connects from 127.0.0.2 so its address differs from nginx's (127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets.sync.client
+
+import asgi_mtls.uvicorn as mtls_uvicorn
+from asgi_mtls import MTLSMiddleware
+from asgi_mtls.testing import nginx_escaped_header
+from tests.apps import PAYMENTS, starlette_app
+
+from .conftest import PKIFiles, require_binary
+from .proxies import free_port, start_nginx
+from .servers import start_uvicorn
+
+pytestmark = pytest.mark.e2e
+
+SNIPPET = Path(__file__).resolve().parents[2] / "example_app" / "nginx" / "asgi-mtls-proxy.conf"
+END_CLIENT = "127.0.0.2"
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {work}/access.log;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    map $http_upgrade $connection_upgrade {{ default upgrade; "" close; }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {pki.server_cert};
+        ssl_certificate_key {pki.server_key};
+        ssl_client_certificate {pki.client_ca_bundle};
+        ssl_verify_client optional;
+        ssl_verify_depth 3;
+        location / {{
+            proxy_pass {upstream};
+            include {snippet};
+        }}
+    }}
+    server {{
+        # optional_no_ca: nginx passes failed certificates on with a FAILED verdict.
+        listen 127.0.0.1:{lenient_port} ssl;
+        ssl_certificate {pki.server_cert};
+        ssl_certificate_key {pki.server_key};
+        ssl_client_certificate {pki.client_ca_bundle};
+        ssl_verify_client optional_no_ca;
+        ssl_verify_depth 3;
+        location / {{
+            proxy_pass {upstream};
+            include {snippet};
+        }}
+    }}
+}}
+"""
+
+
+def app(pki):
+    return MTLSMiddleware(
+        starlette_app(),
+        trust=pki.root.certificate,
+        intermediates=[pki.intermediate.certificate],
+        trusted_proxies=["127.0.0.1"],
+    )
+
+
+@pytest.fixture(scope="module")
+def upstream(pki) -> Iterator[str]:
+    """The app on plain HTTP, uvicorn trusting X-Forwarded-For from anyone ('*')."""
+    config = mtls_uvicorn.config(
+        app(pki),
+        port=0,
+        certfile=None,
+        keyfile=None,
+        client_ca=None,
+        forwarded_allow_ips="*",
+        log_level="warning",
+    )
+    with start_uvicorn(config) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def upstream_default(pki) -> Iterator[str]:
+    """The app on plain HTTP with uvicorn's default proxy-header settings."""
+    config = mtls_uvicorn.config(
+        app(pki), port=0, certfile=None, keyfile=None, client_ca=None, log_level="warning"
+    )
+    with start_uvicorn(config) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def nginx(pki_files: PKIFiles, upstream, tmp_path_factory) -> Iterator[dict[str, str]]:
+    binary = require_binary("nginx", "apt-get install nginx")
+    work = tmp_path_factory.mktemp("nginx")
+    port, lenient_port = free_port(), free_port()
+    conf = NGINX_CONF.format(
+        work=work,
+        port=port,
+        lenient_port=lenient_port,
+        pki=pki_files,
+        upstream=upstream,
+        snippet=SNIPPET,
+    )
+    with start_nginx(binary, conf, work, port):
+        yield {
+            "strict": f"https://localhost:{port}",
+            "lenient": f"https://localhost:{lenient_port}",
+        }
+
+
+def client(pki_files: PKIFiles, cert=None) -> httpx.Client:
+    transport = httpx.HTTPTransport(verify=pki_files.client_context(cert), local_address=END_CLIENT)
+    return httpx.Client(transport=transport, timeout=10)
+
+
+def test_identity_arrives_through_nginx(pki, pki_files, nginx):
+    with client(pki_files, pki.payments) as http:
+        response = http.get(nginx["strict"] + "/whoami")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["principal"] == PAYMENTS
+    assert body["fingerprint"] == pki.payments.fingerprint_sha256
+    assert body["source"] == "nginx"
+    # uvicorn took the end client's address from X-Forwarded-For; nginx's is 127.0.0.1.
+    assert body["client_host"] == END_CLIENT
+
+
+def test_cn_only_client_through_nginx(pki, pki_files, nginx):
+    with client(pki_files, pki.cn_only) as http:
+        body = http.get(nginx["strict"] + "/whoami").json()
+    assert body["principal"] == "legacy-batch"
+    assert body["fingerprint"] == pki.cn_only.fingerprint_sha256
+
+
+def test_no_certificate_through_nginx(pki_files, nginx):
+    with client(pki_files) as http:
+        assert http.get(nginx["strict"] + "/public").json() == {"ok": True, "user": None}
+        missing = http.get(nginx["strict"] + "/whoami")
+    assert missing.status_code == 401
+    assert missing.json()["reason"] == "missing"
+
+
+def test_forbidden_through_nginx(pki, pki_files, nginx):
+    with client(pki_files, pki.reports) as http:
+        response = http.get(nginx["strict"] + "/payments")
+    assert response.status_code == 403
+    assert response.json()["reason"] == "forbidden"
+
+
+def test_untrusted_certificate_never_becomes_an_identity(pki, pki_files, nginx):
+    with client(pki_files, pki.untrusted) as http:
+        refused_by_nginx = http.get(nginx["strict"] + "/whoami")
+        refused_by_app = http.get(nginx["lenient"] + "/whoami")
+    assert refused_by_nginx.status_code == 400  # nginx's own "SSL certificate error" page
+    assert PAYMENTS not in refused_by_nginx.text
+    assert refused_by_app.status_code == 401
+    assert refused_by_app.json()["reason"] == "proxy_verify_failed"
+
+
+def test_expired_certificate_is_refused_by_nginx_itself(pki, pki_files, nginx):
+    # Even optional_no_ca lets only "unknown issuer" failures through; expiry stops at nginx.
+    with client(pki_files, pki.expired) as http:
+        for url in nginx.values():
+            response = http.get(url + "/public")
+            assert response.status_code == 400
+            assert "certificate" in response.text.lower()
+
+
+@pytest.mark.parametrize("name", ["no_eku", "ca_as_client"])
+def test_what_nginx_lets_through_the_app_refuses(pki, pki_files, nginx, name):
+    # OpenSSL accepts a client certificate without EKU, and a CA certificate with clientAuth;
+    # the app's validator does not.
+    with client(pki_files, getattr(pki, name)) as http:
+        response = http.get(nginx["strict"] + "/public")
+    assert response.status_code == 401
+    assert response.json()["reason"] == "wrong_usage"
+
+
+def test_server_certificate_as_client_is_refused_by_nginx(pki, pki_files, nginx):
+    with client(pki_files, pki.server_only) as http:
+        response = http.get(nginx["strict"] + "/whoami")
+    assert response.status_code == 400
+    assert "api.example" not in response.text
+
+
+@pytest.mark.parametrize("header", ["X-SSL-Client-Cert", "x-ssl-client-cert", "X-SSL-CLIENT-CERT"])
+def test_client_cannot_smuggle_a_certificate_header_through_nginx(pki, pki_files, nginx, header):
+    forged = {header: nginx_escaped_header(pki.payments), "X-SSL-Client-Verify": "SUCCESS"}
+    with client(pki_files) as http:  # no certificate of its own
+        anonymous = http.get(nginx["strict"] + "/whoami", headers=forged)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["reason"] == "missing"
+    with client(pki_files, pki.cn_only) as http:  # its own certificate wins over the forged one
+        body = http.get(nginx["strict"] + "/whoami", headers=forged).json()
+    assert body["principal"] == "legacy-batch"
+
+
+@pytest.mark.parametrize("fixture", ["upstream", "upstream_default"])
+def test_forged_header_straight_to_uvicorn_is_rejected(pki, request, fixture):
+    url = request.getfixturevalue(fixture)
+    forged = {
+        "X-SSL-Client-Cert": nginx_escaped_header(pki.payments),
+        "X-SSL-Client-Verify": "SUCCESS",
+        "X-Forwarded-For": "127.0.0.1",  # claims to come from the trusted proxy
+    }
+    transport = httpx.HTTPTransport(local_address=END_CLIENT)
+    with httpx.Client(transport=transport, timeout=10) as http:
+        response = http.get(url + "/whoami", headers=forged)
+    assert response.status_code == 400
+    assert response.json()["reason"] == "untrusted_proxy"
+
+
+def test_websocket_through_nginx(pki, pki_files, nginx):
+    url = nginx["strict"].replace("https://", "wss://") + "/ws"
+    context = pki_files.client_context(pki.payments)
+    with websockets.sync.client.connect(url, ssl=context, open_timeout=10) as ws:
+        body = json.loads(ws.recv(timeout=10))
+    assert body["principal"] == PAYMENTS
+    assert body["source"] == "nginx"
+
+
+def test_websocket_denied_through_nginx(pki, pki_files, nginx):
+    url = nginx["strict"].replace("https://", "wss://") + "/ws/payments"
+    context = pki_files.client_context(pki.reports)
+    with (
+        pytest.raises(websockets.exceptions.InvalidStatus) as denied,
+        websockets.sync.client.connect(url, ssl=context, open_timeout=10),
+    ):
+        pass
+    assert denied.value.response.status_code == 403

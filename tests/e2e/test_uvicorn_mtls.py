@@ -1,0 +1,214 @@
+"""The whole product on real uvicorn terminating TLS: handshake, middleware, routes.
+
+uvicorn verifies client certificates in the handshake (``--ssl-cert-reqs 1``) and
+``asgi_mtls.uvicorn`` fills the ASGI ``tls`` extension; the middleware validates again
+against its own roots and the routes authorize.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import websockets.sync.client
+
+import asgi_mtls.uvicorn as mtls_uvicorn
+from asgi_mtls import MTLSMiddleware
+from asgi_mtls.testing import nginx_escaped_header
+from tests.apps import PAYMENTS, REPORTS, fastapi_app, starlette_app
+
+from .conftest import PKIFiles
+from .servers import start_uvicorn
+
+pytestmark = pytest.mark.e2e
+
+
+def middleware_options(pki) -> dict[str, object]:
+    return {"trust": pki.root.certificate, "intermediates": [pki.intermediate.certificate]}
+
+
+@pytest.fixture(scope="module", params=["h11", "httptools"])
+def server(request, pki, pki_files: PKIFiles) -> Iterator[str]:
+    app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
+    config = mtls_uvicorn.config(
+        app,
+        port=0,
+        certfile=pki_files.server_cert,
+        keyfile=pki_files.server_key,
+        client_ca=pki_files.client_ca_bundle,
+        http=request.param,
+        log_level="warning",
+    )
+    with start_uvicorn(config) as url:
+        yield url.replace("127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="module")
+def broad_handshake_server(pki, pki_files: PKIFiles, tmp_path_factory) -> Iterator[str]:
+    """The handshake accepts the attacker's root too (a misconfigured TLS layer); the
+    middleware's own trust roots must still refuse its clients."""
+    bundle = tmp_path_factory.mktemp("broad") / "handshake-cas.pem"
+    bundle.write_text(pki_files.client_ca_bundle.read_text() + pki.other_root.pem)
+    app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
+    config = mtls_uvicorn.config(
+        app,
+        port=0,
+        certfile=pki_files.server_cert,
+        keyfile=pki_files.server_key,
+        client_ca=bundle,
+        log_level="warning",
+    )
+    with start_uvicorn(config) as url:
+        yield url.replace("127.0.0.1", "localhost")
+
+
+def client(pki_files: PKIFiles, cert=None) -> httpx.Client:
+    return httpx.Client(verify=pki_files.client_context(cert), timeout=10)
+
+
+def test_valid_client_gets_its_identity(pki, pki_files, server):
+    with client(pki_files, pki.payments) as http:
+        response = http.get(server + "/whoami")
+        assert http.get(server + "/payments").json() == {"paid_by": PAYMENTS}
+    assert response.status_code == 200
+    body = response.json()
+    assert body["principal"] == PAYMENTS
+    assert body["fingerprint"] == pki.payments.fingerprint_sha256
+    assert body["source"] == "tls"
+    assert body["issuer"] == "CN=Bank Test Clients CA"
+
+
+def test_keep_alive_connection_keeps_its_identity(pki, pki_files, server):
+    with client(pki_files, pki.cn_only) as http:
+        principals = {http.get(server + "/whoami").json()["principal"] for _ in range(3)}
+    assert principals == {"legacy-batch"}
+
+
+def test_no_certificate(pki_files, server):
+    with client(pki_files) as http:
+        assert http.get(server + "/public").status_code == 200
+        response = http.get(server + "/whoami")
+    assert response.status_code == 401
+    assert response.json()["reason"] == "missing"
+
+
+def test_restricted_route_for_someone_else(pki, pki_files, server):
+    with client(pki_files, pki.reports) as http:
+        response = http.get(server + "/payments")
+        assert http.get(server + "/reports").json() == {"report_for": REPORTS}
+    assert response.status_code == 403
+    assert response.json()["reason"] == "forbidden"
+
+
+@pytest.mark.parametrize("name", ["untrusted", "expired", "server_only"])
+def test_bad_certificates_fail_the_handshake(pki, pki_files, server, name):
+    with client(pki_files, getattr(pki, name)) as http, pytest.raises(httpx.HTTPError):
+        # TLS 1.3 reports the client's rejection on the first read, so a request is needed.
+        http.get(server + "/whoami")
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("untrusted", "untrusted"), ("no_eku", "wrong_usage"), ("ca_as_client", "wrong_usage")],
+)
+def test_what_the_handshake_lets_through_the_middleware_refuses(
+    pki, pki_files, broad_handshake_server, name, code
+):
+    with client(pki_files, getattr(pki, name)) as http:
+        response = http.get(broad_handshake_server + "/public")
+    assert response.status_code == 401
+    assert response.json()["reason"] == code
+
+
+def test_certificate_header_is_not_believed_over_direct_tls(pki, pki_files, server):
+    # No trusted proxies are configured: a header claiming a certificate is refused.
+    with client(pki_files) as http:
+        response = http.get(
+            server + "/whoami", headers={"X-SSL-Client-Cert": nginx_escaped_header(pki.payments)}
+        )
+    assert response.status_code == 400
+    assert response.json()["reason"] == "untrusted_proxy"
+
+
+@pytest.fixture(scope="module", params=["websockets-sansio", "wsproto", "websockets"])
+def ws_server(request, pki, pki_files) -> Iterator[str]:
+    app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
+    config = mtls_uvicorn.config(
+        app,
+        port=0,
+        certfile=pki_files.server_cert,
+        keyfile=pki_files.server_key,
+        client_ca=pki_files.client_ca_bundle,
+        ws=request.param,
+        log_level="warning",
+    )
+    with start_uvicorn(config) as url:
+        yield url.replace("https://127.0.0.1", "wss://localhost")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_websocket_connects_with_its_identity(pki, pki_files, ws_server):
+    with websockets.sync.client.connect(
+        ws_server + "/ws", ssl=pki_files.client_context(pki.payments)
+    ) as ws:
+        body = json.loads(ws.recv(timeout=10))
+    assert body["principal"] == PAYMENTS
+    assert body["fingerprint"] == pki.payments.fingerprint_sha256
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize(("name", "status"), [("reports", 403), (None, 401)])
+def test_websocket_without_the_right_identity_is_denied(pki, pki_files, ws_server, name, status):
+    context = pki_files.client_context(getattr(pki, name) if name else None)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as denied:  # noqa: SIM117
+        with websockets.sync.client.connect(ws_server + "/ws/payments", ssl=context):
+            pass
+    assert denied.value.response.status_code == status
+
+
+@pytest.fixture(scope="module")
+def fastapi_server(pki, pki_files) -> Iterator[str]:
+    app = fastapi_app()
+    app.add_middleware(MTLSMiddleware, **middleware_options(pki))
+    config = mtls_uvicorn.config(
+        app,
+        port=0,
+        certfile=pki_files.server_cert,
+        keyfile=pki_files.server_key,
+        client_ca=pki_files.client_ca_bundle,
+        log_level="warning",
+    )
+    with start_uvicorn(config) as url:
+        yield url.replace("127.0.0.1", "localhost")
+
+
+def test_fastapi_app_on_real_tls(pki, pki_files, fastapi_server):
+    with client(pki_files, pki.payments) as http:
+        assert http.get(fastapi_server + "/payments").json() == {"paid_by": PAYMENTS}
+    with client(pki_files, pki.reports) as http:
+        denied = http.get(fastapi_server + "/payments")
+    assert denied.status_code == 403
+    assert denied.json()["reason"] == "forbidden"
+    with client(pki_files) as http:
+        assert http.get(fastapi_server + "/payments").json()["reason"] == "missing"
+
+
+def test_required_client_certificate_mode(pki, pki_files):
+    app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
+    config = mtls_uvicorn.config(
+        app,
+        port=0,
+        certfile=pki_files.server_cert,
+        keyfile=pki_files.server_key,
+        client_ca=pki_files.client_ca_bundle,
+        require_client_cert=True,
+        log_level="warning",
+    )
+    with start_uvicorn(config) as url:
+        url = url.replace("127.0.0.1", "localhost")
+        with client(pki_files, pki.payments) as http:
+            assert http.get(url + "/whoami").json()["principal"] == PAYMENTS
+        with client(pki_files) as http, pytest.raises(httpx.HTTPError):
+            http.get(url + "/public")
