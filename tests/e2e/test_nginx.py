@@ -13,12 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 import websockets.sync.client
 
 import asgi_mtls.uvicorn as mtls_uvicorn
 from asgi_mtls import MTLSMiddleware
 from asgi_mtls.testing import nginx_escaped_header
-from tests.apps import PAYMENTS, starlette_app
+from tests.apps import PAYMENTS, REPORTS, starlette_app
 
 from .conftest import PKIFiles, require_binary
 from .proxies import free_port, start_nginx
@@ -57,6 +58,19 @@ http {{
         }}
     }}
     server {{
+        # The same app behind a Unix socket.
+        listen 127.0.0.1:{unix_port} ssl;
+        ssl_certificate {pki.server_cert};
+        ssl_certificate_key {pki.server_key};
+        ssl_client_certificate {pki.client_ca_bundle};
+        ssl_verify_client optional;
+        ssl_verify_depth 3;
+        location / {{
+            proxy_pass http://unix:{socket}:;
+            include {snippet};
+        }}
+    }}
+    server {{
         # optional_no_ca: nginx passes failed certificates on with a FAILED verdict.
         listen 127.0.0.1:{lenient_port} ssl;
         ssl_certificate {pki.server_cert};
@@ -73,12 +87,12 @@ http {{
 """
 
 
-def app(pki):
+def app(pki, trusted_proxies=("127.0.0.1",)):
     return MTLSMiddleware(
         starlette_app(),
         trust=pki.root.certificate,
         intermediates=[pki.intermediate.certificate],
-        trusted_proxies=["127.0.0.1"],
+        trusted_proxies=list(trusted_proxies),
     )
 
 
@@ -109,14 +123,42 @@ def upstream_default(pki) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def nginx(pki_files: PKIFiles, upstream, tmp_path_factory) -> Iterator[dict[str, str]]:
+def unix_upstream(pki, tmp_path_factory) -> Iterator[Path]:
+    """The app on a Unix socket, trusting Unix-socket peers ("unix:") as the proxy."""
+    path = tmp_path_factory.mktemp("uds") / "app.sock"
+    config = mtls_uvicorn.config(
+        app(pki, trusted_proxies=["unix:"]),
+        certfile=None,
+        keyfile=None,
+        client_ca=None,
+        uds=str(path),
+        log_level="warning",
+    )
+    with start_uvicorn(config):
+        yield path
+
+
+@pytest.fixture(scope="module")
+def stock_upstream(pki) -> Iterator[str]:
+    """uvicorn's own protocol classes (no recorded transport peer), proxy headers from '*'."""
+    config = uvicorn.Config(app(pki), port=0, forwarded_allow_ips="*", log_level="warning")
+    with start_uvicorn(config) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def nginx(
+    pki_files: PKIFiles, upstream, unix_upstream, tmp_path_factory
+) -> Iterator[dict[str, str]]:
     binary = require_binary("nginx", "apt-get install nginx")
     work = tmp_path_factory.mktemp("nginx")
-    port, lenient_port = free_port(), free_port()
+    port, lenient_port, unix_port = free_port(), free_port(), free_port()
     conf = NGINX_CONF.format(
         work=work,
         port=port,
         lenient_port=lenient_port,
+        unix_port=unix_port,
+        socket=unix_upstream,
         pki=pki_files,
         upstream=upstream,
         snippet=SNIPPET,
@@ -125,6 +167,7 @@ def nginx(pki_files: PKIFiles, upstream, tmp_path_factory) -> Iterator[dict[str,
         yield {
             "strict": f"https://localhost:{port}",
             "lenient": f"https://localhost:{lenient_port}",
+            "unix": f"https://localhost:{unix_port}",
         }
 
 
@@ -177,10 +220,22 @@ def test_untrusted_certificate_never_becomes_an_identity(pki, pki_files, nginx):
     assert refused_by_app.json()["reason"] == "proxy_verify_failed"
 
 
+def test_identity_through_nginx_over_a_unix_socket(pki, pki_files, nginx, unix_upstream):
+    with client(pki_files, pki.payments) as http:
+        body = http.get(nginx["unix"] + "/whoami").json()
+    assert body["principal"] == PAYMENTS
+    assert body["fingerprint"] == pki.payments.fingerprint_sha256
+    # A local process talking to the socket directly is also a "unix" peer: that is what
+    # trusting "unix:" means (documented); a TCP peer is still refused.
+    forged = {"X-SSL-Client-Cert": nginx_escaped_header(pki.reports)}
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(unix_upstream))) as http:
+        assert http.get("http://localhost/whoami", headers=forged).json()["principal"] == REPORTS
+
+
 def test_expired_certificate_is_refused_by_nginx_itself(pki, pki_files, nginx):
     # Even optional_no_ca lets only "unknown issuer" failures through; expiry stops at nginx.
     with client(pki_files, pki.expired) as http:
-        for url in nginx.values():
+        for url in (nginx["strict"], nginx["lenient"]):
             response = http.get(url + "/public")
             assert response.status_code == 400
             assert "certificate" in response.text.lower()
@@ -215,7 +270,7 @@ def test_client_cannot_smuggle_a_certificate_header_through_nginx(pki, pki_files
     assert body["principal"] == "legacy-batch"
 
 
-@pytest.mark.parametrize("fixture", ["upstream", "upstream_default"])
+@pytest.mark.parametrize("fixture", ["upstream", "upstream_default", "stock_upstream"])
 def test_forged_header_straight_to_uvicorn_is_rejected(pki, request, fixture):
     url = request.getfixturevalue(fixture)
     forged = {
