@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -57,7 +56,13 @@ NEGATIVE_TTL = 60.0
 #: Upper bound on how long an accepted certificate is remembered (seconds).
 POSITIVE_TTL = 3600.0
 
-_Outcome = ClientIdentity | CertificateRejected
+
+class _NoCertificate:
+    """The cached outcome of raw values that say "no certificate" (nginx's verdict NONE)."""
+
+
+_NO_CERTIFICATE = _NoCertificate()
+_Outcome = ClientIdentity | CertificateRejected | _NoCertificate
 
 
 class MTLSMiddleware:
@@ -147,7 +152,7 @@ class MTLSMiddleware:
             return
         identity: ClientIdentity | None = None
         try:
-            if not self._is_exempt(scope["path"]):
+            if not self._is_exempt(scope.get("path", "")):
                 identity = self.identify(scope)
                 if identity is None and self.require_certificate:
                     raise CertificateRejected(RejectionReason.MISSING, "no client certificate")
@@ -212,31 +217,29 @@ class MTLSMiddleware:
         outcome = self.cache.get(key)
         if outcome is None:
             outcome, expires_at = self._verify(source, raw)
-            if outcome is _NO_CERTIFICATE:
-                return None
             self.cache.put(key, outcome, expires_at)
         if isinstance(outcome, CertificateRejected):
             raise outcome.with_traceback(None)  # cached: do not let tracebacks pile up
-        return outcome
+        return outcome if isinstance(outcome, ClientIdentity) else None
 
-    def _verify(self, source: CertificateSource, raw: RawValues) -> tuple[Any, float]:
+    def _verify(self, source: CertificateSource, raw: RawValues) -> tuple[_Outcome, float]:
+        """Decode, validate and map ``raw``; the outcome and until when it may be reused."""
         now = self._clock()
         try:
             presented = source.decode(raw)
             if presented is None:
-                return _NO_CERTIFICATE, now
+                return _NO_CERTIFICATE, now + POSITIVE_TTL
             verified = self.validator.validate(presented.leaf, presented.chain)
             identity = build_identity(verified.chain, source=source.name, principal=self.principal)
         except CertificateRejected as exc:
             return exc, now + NEGATIVE_TTL
         except Exception as exc:  # fail closed: any validator fault is a rejection
             logger.exception("certificate validation failed unexpectedly")
-            return (
-                CertificateRejected(RejectionReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"),
-                now + NEGATIVE_TTL,
+            rejection = CertificateRejected(
+                RejectionReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
             )
-        expires_at = min(verified.expires_at.timestamp(), now + POSITIVE_TTL)
-        return identity, expires_at
+            return rejection, now + NEGATIVE_TTL
+        return identity, min(verified.expires_at.timestamp(), now + POSITIVE_TTL)
 
     def _log_rejection(self, scope: Scope, exc: CertificateRejected) -> None:
         client = scope.get("client")
@@ -250,6 +253,3 @@ class MTLSMiddleware:
             peer,
             exc.detail,
         )
-
-
-_NO_CERTIFICATE: Any = object()
