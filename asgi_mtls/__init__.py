@@ -5,7 +5,7 @@ The public API; see the README and ``docs/`` for guides.
 
 from __future__ import annotations
 
-from asgi_mtls.authorization import ClientRequirement, require_client
+from asgi_mtls.authorization import ClientRequirement, rejection_handler, require_client
 from asgi_mtls.errors import CertificateRejected, RejectionReason
 from asgi_mtls.identity import ClientIdentity, ClientUser, SpiffeId, get_client_identity
 from asgi_mtls.middleware import MTLSMiddleware
@@ -26,6 +26,7 @@ __all__ = [
     "TrustedProxies",
     "VerifiedChain",
     "get_client_identity",
+    "rejection_handler",
     "require_client",
 ]
 

@@ -33,10 +33,11 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from asgi_mtls.errors import CertificateRejected, RejectionReason, send_rejection
+from asgi_mtls.errors import CertificateRejected, RejectionReason, log_rejection, send_rejection
 from asgi_mtls.identity import ClientIdentity, get_client_identity
+from asgi_mtls.sources.proxies import transport_peer
 
-__all__ = ["ClientRequirement", "require_client"]
+__all__ = ["ClientRequirement", "rejection_handler", "require_client"]
 
 logger = logging.getLogger("asgi_mtls")
 
@@ -89,7 +90,13 @@ class ClientRequirement:
             return False
         if self.trust_domain is not None and identity.trust_domain != self.trust_domain:
             return False
-        return self.predicate is None or bool(self.predicate(identity))
+        if self.predicate is None:
+            return True
+        try:
+            return bool(self.predicate(identity))
+        except Exception:  # a failing predicate denies (fail closed), it does not crash
+            logger.exception("authorization predicate %r raised; denying", self.predicate)
+            return False
 
     def check(self, connection: HTTPConnection | Mapping[str, Any]) -> ClientIdentity:
         """The identity on ``connection`` if allowed; else raise ``CertificateRejected``."""
@@ -183,9 +190,21 @@ def _error_response(exc: CertificateRejected) -> Response:
 
 
 def _log_denied(connection: HTTPConnection, exc: CertificateRejected) -> None:
-    logger.warning(
-        "client denied: reason=%s path=%s detail=%s",
-        exc.reason.value,
-        connection.url.path,
-        exc.detail,
-    )
+    log_rejection(connection.scope, exc, transport_peer(connection.scope, trust_scope_client=False))
+
+
+async def rejection_handler(connection: HTTPConnection, exc: Exception) -> Response | None:
+    """A Starlette/FastAPI exception handler for :class:`CertificateRejected`.
+
+    ``MTLSMiddleware`` registers it by itself when added with ``app.add_middleware(...)``;
+    register it yourself (``app.add_exception_handler(CertificateRejected,
+    rejection_handler)``) if you wrap the app from outside instead.  HTTP gets the JSON error;
+    a WebSocket is denied before accept (HTTP response or close 1008).
+    """
+    if not isinstance(exc, CertificateRejected):  # pragma: no cover - registered for it only
+        raise exc
+    _log_denied(connection, exc)
+    if isinstance(connection, WebSocket):
+        await send_rejection(connection.scope, connection.send, exc)
+        return None
+    return _error_response(exc)

@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["WS_POLICY_VIOLATION", "CertificateRejected", "RejectionReason", "send_rejection"]
+from starlette.exceptions import HTTPException
+
+__all__ = [
+    "WS_POLICY_VIOLATION",
+    "CertificateRejected",
+    "RejectionReason",
+    "log_rejection",
+    "send_rejection",
+]
+
+logger = logging.getLogger("asgi_mtls")
 
 #: WebSocket close code for a connection denied by policy (RFC 6455, section 7.4.1).
 WS_POLICY_VIOLATION: Final = 1008
@@ -49,6 +60,8 @@ class RejectionReason(enum.StrEnum):
     FORBIDDEN = "forbidden"
     #: The certificate is valid but no principal name could be derived from it.
     NO_PRINCIPAL = "no_principal"
+    #: A key in the chain is too weak (RSA modulus below the configured minimum).
+    WEAK_KEY = "weak_key"
     #: The validator failed unexpectedly; rejected rather than passed (fail closed).
     INTERNAL_ERROR = "validation_error"
 
@@ -75,6 +88,7 @@ _STATUS: Final[dict[RejectionReason, int]] = {
     RejectionReason.CONFLICTING_SOURCES: 400,
     RejectionReason.FORBIDDEN: 403,
     RejectionReason.NO_PRINCIPAL: 401,
+    RejectionReason.WEAK_KEY: 401,
     RejectionReason.INTERNAL_ERROR: 401,
 }
 
@@ -92,24 +106,29 @@ _MESSAGES: Final[dict[RejectionReason, str]] = {
     RejectionReason.CONFLICTING_SOURCES: "more than one client certificate was presented",
     RejectionReason.FORBIDDEN: "this client is not allowed to call this resource",
     RejectionReason.NO_PRINCIPAL: "no principal name could be derived from the certificate",
+    RejectionReason.WEAK_KEY: "the client certificate chain uses a key that is too weak",
     RejectionReason.INTERNAL_ERROR: "the client certificate could not be verified",
 }
 
 
-class CertificateRejected(Exception):
+class CertificateRejected(HTTPException):
     """Raised by any stage that refuses a certificate; carries a :class:`RejectionReason`.
 
-    ``detail`` is for logs and never sent to the client.
+    ``log_detail`` is for logs and never sent to the client.  It is a Starlette
+    ``HTTPException`` whose ``detail`` is the fixed client message, so an app's own exception
+    handling turns it into a 4xx even where the middleware cannot answer it itself.
     """
 
-    def __init__(self, reason: RejectionReason, detail: str = "") -> None:
-        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+    def __init__(self, reason: RejectionReason, log_detail: str = "") -> None:
+        super().__init__(reason.status_code, reason.message, {"cache-control": "no-store"})
         self.reason = reason
-        self.detail = detail
+        self.log_detail = log_detail
 
-    @property
-    def status_code(self) -> int:
-        return self.reason.status_code
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.log_detail}" if self.log_detail else self.reason.value
+
+    def __repr__(self) -> str:
+        return f"CertificateRejected({self.reason.value!r}, {self.log_detail!r})"
 
     def json_body(self) -> bytes:
         """The response body: ``{"error": "client_certificate", "reason": ..., "message": ...}``."""
@@ -151,3 +170,23 @@ async def send_rejection(
         await send(
             {"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": exc.reason.value}
         )
+
+
+def log_rejection(scope: Mapping[str, Any], exc: CertificateRejected, peer: object) -> None:
+    """One warning line per refused request, on the ``asgi_mtls`` logger.
+
+    Values that come from the request are ``repr``-escaped so that a path or a certificate
+    field cannot forge log lines.  ``peer`` is the transport peer (``None``: not reported by
+    the server); ``client`` is ``scope["client"]``, which a server may have taken from
+    ``X-Forwarded-For``.
+    """
+    client = scope.get("client")
+    logger.warning(
+        "client certificate rejected: reason=%s status=%d path=%r client=%r peer=%s detail=%r",
+        exc.reason.value,
+        exc.status_code,
+        scope.get("path"),
+        client[0] if client else None,
+        peer if peer is not None else "unknown",
+        exc.log_detail,
+    )

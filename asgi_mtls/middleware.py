@@ -21,12 +21,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from asgi_mtls.authorization import rejection_handler
 from asgi_mtls.cache import VerificationCache
-from asgi_mtls.errors import CertificateRejected, RejectionReason, send_rejection
+from asgi_mtls.errors import CertificateRejected, RejectionReason, log_rejection, send_rejection
 from asgi_mtls.identity import (
     IDENTITY_SCOPE_KEY,
     ClientIdentity,
@@ -55,6 +58,20 @@ logger = logging.getLogger("asgi_mtls")
 NEGATIVE_TTL = 60.0
 #: Upper bound on how long an accepted certificate is remembered (seconds).
 POSITIVE_TTL = 3600.0
+
+
+def _register_rejection_handler(app: ASGIApp) -> None:
+    """Added with ``app.add_middleware``, this middleware wraps Starlette's exception
+    middleware directly: teach it to answer a route requirement's ``CertificateRejected``
+    (FastAPI dependencies) with the same JSON as every other rejection, unless the app has a
+    handler of its own.  Wrapped from outside, the exception still propagates to
+    ``__call__``'s own handler, or, under ServerErrorMiddleware, to the app's
+    ``HTTPException`` handler (a 4xx, never a 500)."""
+    if isinstance(app, ExceptionMiddleware):
+        handlers = getattr(app, "_exception_handlers", {})
+        if CertificateRejected not in handlers:
+            # Starlette types handlers per connection kind; this one serves both.
+            app.add_exception_handler(CertificateRejected, cast(Any, rejection_handler))
 
 
 class _NoCertificate:
@@ -145,6 +162,7 @@ class MTLSMiddleware:
         self.ignore_untrusted_headers = on_untrusted_header == "ignore"
         self.cache: VerificationCache[_Outcome] = VerificationCache(cache_size, clock=clock)
         self._clock = clock
+        _register_rejection_handler(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -242,14 +260,4 @@ class MTLSMiddleware:
         return identity, min(verified.expires_at.timestamp(), now + POSITIVE_TTL)
 
     def _log_rejection(self, scope: Scope, exc: CertificateRejected) -> None:
-        client = scope.get("client")
-        peer = transport_peer(scope, trust_scope_client=True)
-        logger.warning(
-            "client certificate rejected: reason=%s status=%d path=%s client=%s peer=%s detail=%s",
-            exc.reason.value,
-            exc.status_code,
-            scope.get("path"),
-            client[0] if client else None,
-            peer,
-            exc.detail,
-        )
+        log_rejection(scope, exc, transport_peer(scope, trust_scope_client=self.trust_scope_client))

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -62,7 +62,7 @@ class IssuedCertificate:
     """A certificate with its private key and the CA chain above it (leaf excluded)."""
 
     certificate: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     chain: tuple[x509.Certificate, ...] = field(default=())
 
     @property
@@ -188,9 +188,13 @@ class CertificateAuthority:
         not_before: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
         is_ca: bool = False,
+        rsa_bits: int | None = None,
     ) -> IssuedCertificate:
-        """Issue a leaf certificate. ``extended_key_usages=None`` omits the EKU extension."""
-        key = _new_key()
+        """Issue a leaf certificate. ``extended_key_usages=None`` omits the EKU extension;
+        ``rsa_bits`` gives the leaf an RSA key of that size instead of EC P-256."""
+        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+            rsa.generate_private_key(65537, rsa_bits) if rsa_bits else _new_key()
+        )
         now = _now()
         names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
         names += [x509.UniformResourceIdentifier(u) for u in uris]

@@ -9,6 +9,8 @@ reads it), with the client-side choices a service needs:
   intermediates;
 - the clientAuth extended key usage is required (a leaf without an EKU extension is refused
   unless ``allow_missing_eku=True``);
+- RSA keys shorter than ``min_rsa_bits`` (2048) anywhere in the path are refused
+  (``weak_key``);
 - a leaf without subjectAltName (CN-only, as Kubernetes and many enterprise CAs issue) is
   accepted when its chain is good: cryptography's default end-entity policy demands a SAN, so
   the policy is relaxed for exactly that extension, keeping RFC 5280's rule that a SAN must
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
@@ -120,6 +123,7 @@ class CertificateValidator:
         intermediates: CertificateInput | None = None,
         allow_missing_eku: bool = False,
         max_chain_depth: int | None = None,
+        min_rsa_bits: int = 2048,
     ) -> None:
         roots = load_certificates(trust_roots)
         if not roots:
@@ -128,6 +132,7 @@ class CertificateValidator:
         self.intermediates: tuple[x509.Certificate, ...] = tuple(load_certificates(intermediates))
         self.allow_missing_eku = allow_missing_eku
         self.max_chain_depth = max_chain_depth
+        self.min_rsa_bits = min_rsa_bits
         self._store = Store(list(self.trust_roots))
         self._ca_policy = ExtensionPolicy.webpki_defaults_ca()
         self._ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
@@ -147,13 +152,14 @@ class CertificateValidator:
     ) -> VerifiedChain:
         """Validate ``leaf`` (with untrusted ``chain`` hints) at time ``at`` (default: now)."""
         moment = _utc(at) if at is not None else dt.datetime.now(dt.UTC)
-        leaf_certificate = _parse(leaf)
-        hints = [_parse(item) for item in chain]
-        if len(hints) > MAX_PRESENTED_CHAIN:
+        presented = list(chain)
+        if len(presented) > MAX_PRESENTED_CHAIN:
             raise CertificateRejected(
                 RejectionReason.TOO_LARGE,
-                f"{len(hints)} chain certificates presented, limit {MAX_PRESENTED_CHAIN}",
+                f"{len(presented)} chain certificates presented, limit {MAX_PRESENTED_CHAIN}",
             )
+        leaf_certificate = _parse(leaf)
+        hints = [_parse(item) for item in presented]
         self._check_leaf(leaf_certificate, moment)
         builder = PolicyBuilder().store(self._store).time(moment)
         builder = builder.extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
@@ -165,13 +171,30 @@ class CertificateValidator:
         except VerificationError as exc:
             raise CertificateRejected(RejectionReason.UNTRUSTED, str(exc)) from None
         path = tuple(verified.chain)
+        for certificate in path[1:]:
+            self._check_key(certificate)
         return VerifiedChain(
             leaf=leaf_certificate,
             chain=path,
             expires_at=min(c.not_valid_after_utc for c in path),
         )
 
+    def _check_key(self, certificate: x509.Certificate) -> None:
+        # cryptography checks the RSA size of keys that verify signatures (issuers), not the
+        # leaf's own key: the floor applies to every certificate in the path.
+        key = certificate.public_key()
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size < self.min_rsa_bits:
+            raise CertificateRejected(
+                RejectionReason.WEAK_KEY,
+                f"{key.key_size}-bit RSA key in {certificate.subject.rfc4514_string()!r}, "
+                f"minimum {self.min_rsa_bits}",
+            )
+
     def _check_leaf(self, leaf: x509.Certificate, moment: dt.datetime) -> None:
+        try:
+            self._check_key(leaf)
+        except ValueError as exc:  # an unparseable public key
+            raise CertificateRejected(RejectionReason.MALFORMED, str(exc)) from None
         if moment > leaf.not_valid_after_utc:
             raise CertificateRejected(
                 RejectionReason.EXPIRED, f"notAfter {leaf.not_valid_after_utc.isoformat()}"

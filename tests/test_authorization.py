@@ -70,3 +70,22 @@ def test_decorator_needs_request_or_websocket():
         require_client()(endpoint)
     with pytest.raises(TypeError):
         require_client()(42)
+
+
+def test_rejection_is_an_http_exception_without_the_log_detail():
+    from starlette.exceptions import HTTPException
+
+    exc = CertificateRejected(RejectionReason.UNTRUSTED, "issuer CN=Evil")
+    assert isinstance(exc, HTTPException)
+    assert exc.status_code == 401
+    assert exc.detail == RejectionReason.UNTRUSTED.message
+    assert "Evil" not in exc.json_body().decode()
+    assert str(exc) == "untrusted: issuer CN=Evil"
+    assert exc.headers == {"cache-control": "no-store"}
+
+
+def test_every_reason_has_a_status_and_a_message():
+    for reason in RejectionReason:
+        assert reason.status_code in (400, 401, 403)
+        assert reason.message
+        assert CertificateRejected(reason).json_body()

@@ -76,3 +76,50 @@ async def test_websocket_dependency(pki):
     sent = await drive_websocket(served(pki, None), "/ws/payments", http_response_extension=True)
     assert sent[0]["type"] == "websocket.http.response.start"
     assert sent[0]["status"] == 401
+
+
+@pytest.mark.anyio
+async def test_middleware_wrapping_fastapi_from_outside_still_answers_4xx(pki):
+    # Outside ServerErrorMiddleware: the dependency's CertificateRejected is an HTTPException,
+    # so FastAPI's own handler answers it, never a 500.
+    app = MTLSMiddleware(
+        fastapi_app(), trust=pki.root.certificate, intermediates=[pki.intermediate.certificate]
+    )
+    forbidden = await get(simulate_connection(app, pki.reports), "/payments")
+    assert forbidden.status_code == 403
+    assert forbidden.json() == {"detail": "this client is not allowed to call this resource"}
+    ok = await get(simulate_connection(app, pki.payments), "/payments")
+    assert ok.json() == {"paid_by": PAYMENTS}
+
+
+@pytest.mark.anyio
+async def test_rejection_handler_registered_by_hand(pki):
+    from asgi_mtls import CertificateRejected, rejection_handler
+
+    inner = fastapi_app()
+    inner.add_exception_handler(CertificateRejected, rejection_handler)
+    app = MTLSMiddleware(
+        inner, trust=pki.root.certificate, intermediates=[pki.intermediate.certificate]
+    )
+    forbidden = await get(simulate_connection(app, pki.reports), "/payments")
+    assert forbidden.status_code == 403
+    assert reason(forbidden) == "forbidden"
+
+
+@pytest.mark.anyio
+async def test_failing_predicate_denies(pki, caplog):
+    def broken(identity) -> bool:
+        raise KeyError("no such attribute")
+
+    app = FastAPI()
+
+    @app.get("/x")
+    async def endpoint(client: ClientIdentity = Depends(require_client(predicate=broken))) -> str:
+        return client.principal
+
+    app.add_middleware(MTLSMiddleware, trust=pki.root.certificate)
+    with caplog.at_level("WARNING", logger="asgi_mtls"):
+        response = await get(simulate_connection(app, pki.cn_only), "/x")
+    assert response.status_code == 403
+    assert reason(response) == "forbidden"
+    assert "predicate" in caplog.text

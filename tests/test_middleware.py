@@ -316,3 +316,24 @@ def test_configuration_errors(pki):
 async def test_require_client_without_middleware_is_a_loud_error():
     with pytest.raises(RuntimeError, match="MTLSMiddleware"):
         await get(starlette_app(), "/whoami")
+
+
+@pytest.mark.anyio
+async def test_log_lines_cannot_be_forged_through_the_path(pki, caplog):
+    _, app = stack(pki, pki.untrusted)
+    with caplog.at_level(logging.WARNING, logger="asgi_mtls"):
+        await get(app, "/public%0Aclient certificate accepted: principal=admin")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    assert "\n" not in lines[0]
+    assert "\\n" in lines[0]
+    assert "peer=127.0.0.1" in lines[0]
+
+
+@pytest.mark.anyio
+async def test_log_says_when_the_peer_is_unknown(pki, caplog):
+    _, app = stack(pki, None, peer=None, trusted_proxies=["127.0.0.1"])
+    with caplog.at_level(logging.WARNING, logger="asgi_mtls"):
+        await get(app, "/whoami", {"x-ssl-client-cert": nginx_escaped_header(pki.payments)})
+    assert "peer=unknown" in caplog.text
+    assert "unknown transport peer" in caplog.text
