@@ -23,7 +23,7 @@ from .pki import DevPKI, ensure_dev_pki
 DEFAULT_PKI_DIR = Path(__file__).resolve().parent / ".pki"
 
 
-def curl_examples(pki: DevPKI, base: str) -> str:
+def curl_examples(pki: DevPKI, base: str, *, behind_proxy: bool = False) -> str:
     def curl(client: str | None, path: str, method: str = "GET") -> str:
         parts = ["curl", "--cacert", str(pki.ca)]
         if client:
@@ -44,7 +44,11 @@ def curl_examples(pki: DevPKI, base: str) -> str:
         "  # the reports service may not pay: 403 forbidden",
         "  " + curl("reports", "/payments", "POST"),
         "  " + curl("payments", "/payments", "POST"),
-        "  # a certificate from another CA: the TLS handshake fails",
+        (
+            "  # a certificate from another CA: nginx answers 400 itself"
+            if behind_proxy
+            else "  # a certificate from another CA: the TLS handshake fails"
+        ),
         "  " + curl("untrusted", "/whoami"),
     ]
     return "\n".join(lines)
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             f"serving plain HTTP on http://{args.host}:{port}"
             " for nginx (example_app/nginx/nginx.conf)"
         )
-        print(curl_examples(pki, "https://localhost:8443"))
+        print(curl_examples(pki, "https://localhost:8443", behind_proxy=True))
         mtls_uvicorn.run(
             app, host=args.host, port=port, certfile=None, keyfile=None, client_ca=None
         )

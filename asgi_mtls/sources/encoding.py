@@ -57,10 +57,10 @@ def pem_certificates_to_der(text: str) -> list[bytes]:
             raise _malformed("unexpected data before a PEM certificate block")
         blocks.append(_b64_to_der(match.group(1)))
         position = match.end()
+    if not blocks:
+        raise _malformed("no complete PEM certificate block")
     if text[position:].strip():
         raise _malformed("unexpected or truncated data after the PEM certificate blocks")
-    if not blocks:
-        raise _malformed("no PEM certificate block")
     return blocks
 
 
