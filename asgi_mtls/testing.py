@@ -57,6 +57,20 @@ def _name(common_name: str | None, organization: str | None = None) -> x509.Name
     return x509.Name(attributes)
 
 
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=not ca,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 @dataclass(frozen=True)
 class IssuedCertificate:
     """A certificate with its private key and the CA chain above it (leaf excluded)."""
@@ -126,20 +140,7 @@ class CertificateAuthority:
             .not_valid_before(not_before or now - _ONE_DAY)
             .not_valid_after(not_after or now + 3650 * _ONE_DAY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False
             )
@@ -209,20 +210,7 @@ class CertificateAuthority:
             .not_valid_before(not_before or now - _ONE_DAY)
             .not_valid_after(not_after or now + 365 * _ONE_DAY)
             .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=is_ca is False,
-                    key_cert_sign=is_ca,
-                    crl_sign=is_ca,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(ca=is_ca), critical=True)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,

@@ -203,13 +203,6 @@ def test_no_certificate_through_nginx(pki_files, nginx):
     assert missing.json()["reason"] == "missing"
 
 
-def test_forbidden_through_nginx(pki, pki_files, nginx):
-    with client(pki_files, pki.reports) as http:
-        response = http.get(nginx["strict"] + "/payments")
-    assert response.status_code == 403
-    assert response.json()["reason"] == "forbidden"
-
-
 def test_untrusted_certificate_never_becomes_an_identity(pki, pki_files, nginx):
     with client(pki_files, pki.untrusted) as http:
         refused_by_nginx = http.get(nginx["strict"] + "/whoami")
@@ -241,14 +234,21 @@ def test_expired_certificate_is_refused_by_nginx_itself(pki, pki_files, nginx):
             assert "certificate" in response.text.lower()
 
 
-@pytest.mark.parametrize("name", ["no_eku", "ca_as_client"])
-def test_what_nginx_lets_through_the_app_refuses(pki, pki_files, nginx, name):
-    # OpenSSL accepts a client certificate without EKU, and a CA certificate with clientAuth;
-    # the app's validator does not.
+@pytest.mark.parametrize(
+    ("name", "path", "status", "code"),
+    [
+        ("reports", "/payments", 403, "forbidden"),
+        # OpenSSL accepts a client certificate without EKU, and a CA certificate with
+        # clientAuth; the app's validator does not.
+        ("no_eku", "/public", 401, "wrong_usage"),
+        ("ca_as_client", "/public", 401, "wrong_usage"),
+    ],
+)
+def test_app_refusals_through_nginx(pki, pki_files, nginx, name, path, status, code):
     with client(pki_files, getattr(pki, name)) as http:
-        response = http.get(nginx["strict"] + "/public")
-    assert response.status_code == 401
-    assert response.json()["reason"] == "wrong_usage"
+        response = http.get(nginx["strict"] + path)
+    assert response.status_code == status
+    assert response.json()["reason"] == code
 
 
 def test_server_certificate_as_client_is_refused_by_nginx(pki, pki_files, nginx):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -29,20 +30,29 @@ def middleware_options(pki) -> dict[str, object]:
     return {"trust": pki.root.certificate, "intermediates": [pki.intermediate.certificate]}
 
 
-@pytest.fixture(scope="module", params=["h11", "httptools"])
-def server(request, pki, pki_files: PKIFiles) -> Iterator[str]:
-    app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
+@contextmanager
+def serve_tls(pki, pki_files: PKIFiles, app=None, *, scheme="https", **options) -> Iterator[str]:
+    """Serve ``app`` (default: the Starlette test app behind the middleware) on real uvicorn
+    TLS through asgi_mtls.uvicorn; yield its base URL on ``localhost``."""
+    if app is None:
+        app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
+    options.setdefault("client_ca", pki_files.client_ca_bundle)
     config = mtls_uvicorn.config(
         app,
         port=0,
         certfile=pki_files.server_cert,
         keyfile=pki_files.server_key,
-        client_ca=pki_files.client_ca_bundle,
-        http=request.param,
         log_level="warning",
+        **options,
     )
     with start_uvicorn(config) as url:
-        yield url.replace("127.0.0.1", "localhost")
+        yield url.replace("https://127.0.0.1", f"{scheme}://localhost")
+
+
+@pytest.fixture(scope="module", params=["h11", "httptools"])
+def server(request, pki, pki_files: PKIFiles) -> Iterator[str]:
+    with serve_tls(pki, pki_files, http=request.param) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +61,8 @@ def broad_handshake_server(pki, pki_files: PKIFiles, tmp_path_factory) -> Iterat
     middleware's own trust roots must still refuse its clients."""
     bundle = tmp_path_factory.mktemp("broad") / "handshake-cas.pem"
     bundle.write_text(pki_files.client_ca_bundle.read_text() + pki.other_root.pem)
-    app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
-    config = mtls_uvicorn.config(
-        app,
-        port=0,
-        certfile=pki_files.server_cert,
-        keyfile=pki_files.server_key,
-        client_ca=bundle,
-        log_level="warning",
-    )
-    with start_uvicorn(config) as url:
-        yield url.replace("127.0.0.1", "localhost")
+    with serve_tls(pki, pki_files, client_ca=bundle) as url:
+        yield url
 
 
 def client(pki_files: PKIFiles, cert=None) -> httpx.Client:
@@ -134,18 +135,8 @@ def test_certificate_header_is_not_believed_over_direct_tls(pki, pki_files, serv
 
 @pytest.fixture(scope="module", params=["websockets-sansio", "wsproto", "websockets"])
 def ws_server(request, pki, pki_files) -> Iterator[str]:
-    app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
-    config = mtls_uvicorn.config(
-        app,
-        port=0,
-        certfile=pki_files.server_cert,
-        keyfile=pki_files.server_key,
-        client_ca=pki_files.client_ca_bundle,
-        ws=request.param,
-        log_level="warning",
-    )
-    with start_uvicorn(config) as url:
-        yield url.replace("https://127.0.0.1", "wss://localhost")
+    with serve_tls(pki, pki_files, scheme="wss", ws=request.param) as url:
+        yield url
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -172,16 +163,8 @@ def test_websocket_without_the_right_identity_is_denied(pki, pki_files, ws_serve
 def fastapi_server(pki, pki_files) -> Iterator[str]:
     app = fastapi_app()
     app.add_middleware(MTLSMiddleware, **middleware_options(pki))
-    config = mtls_uvicorn.config(
-        app,
-        port=0,
-        certfile=pki_files.server_cert,
-        keyfile=pki_files.server_key,
-        client_ca=pki_files.client_ca_bundle,
-        log_level="warning",
-    )
-    with start_uvicorn(config) as url:
-        yield url.replace("127.0.0.1", "localhost")
+    with serve_tls(pki, pki_files, app) as url:
+        yield url
 
 
 def test_fastapi_app_on_real_tls(pki, pki_files, fastapi_server):
@@ -196,18 +179,7 @@ def test_fastapi_app_on_real_tls(pki, pki_files, fastapi_server):
 
 
 def test_required_client_certificate_mode(pki, pki_files):
-    app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
-    config = mtls_uvicorn.config(
-        app,
-        port=0,
-        certfile=pki_files.server_cert,
-        keyfile=pki_files.server_key,
-        client_ca=pki_files.client_ca_bundle,
-        require_client_cert=True,
-        log_level="warning",
-    )
-    with start_uvicorn(config) as url:
-        url = url.replace("127.0.0.1", "localhost")
+    with serve_tls(pki, pki_files, require_client_cert=True) as url:
         with client(pki_files, pki.payments) as http:
             assert http.get(url + "/whoami").json()["principal"] == PAYMENTS
         with client(pki_files) as http, pytest.raises(httpx.HTTPError):
