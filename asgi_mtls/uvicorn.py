@@ -11,7 +11,8 @@ who connected.
 uvicorn does let you choose the protocol classes it uses (``Config(http=..., ws=...)`` or
 ``--http module:Class --ws module:Class``). The classes here subclass each of uvicorn's own
 protocols and change one thing: the ASGI app they call is wrapped so that every ``http`` and
-``websocket`` scope carries, in a copy of ``scope["extensions"]``:
+``websocket`` scope carries, in a new ``scope["extensions"]`` dict (the one the server put
+there, if any, is copied, never mutated):
 
 ``"tls"``
     The spec 0.2 dict, on TLS connections only: ``client_cert_chain`` (PEM strings, the
@@ -33,6 +34,10 @@ rewrites ``scope["client"]`` from ``X-Forwarded-For`` whenever the connecting ad
 is, while ``"asgi_mtls.peer"`` always says who actually holds the socket. Deciding whether to
 trust forwarded client-certificate headers on ``"asgi_mtls.peer"`` is what keeps that trust
 safe even when uvicorn runs with ``--forwarded-allow-ips '*'``.
+
+Only the ``extensions`` key of each request's scope is replaced; everything else is as
+uvicorn made it, so its access log still prints the ``X-Forwarded-For`` client as stock
+uvicorn does.
 
 Command line::
 
@@ -69,6 +74,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from cryptography import x509
 
+from asgi_mtls.sources.proxies import PEER_EXTENSION
+
 if TYPE_CHECKING:
     import uvicorn as _uvicorn
     from uvicorn._types import ASGIApplication
@@ -85,7 +92,6 @@ __all__ = [
     "run",
 ]
 
-_PEER_KEY = "asgi_mtls.peer"
 _TLS_KEY = "tls"
 
 _Scope = MutableMapping[str, Any]
@@ -129,9 +135,7 @@ _TLS_VERSIONS: dict[str, int] = {
 # OpenSSL cipher name -> IANA cipher-suite number, per SSLContext. OpenSSL's cipher id for a
 # TLS cipher is 0x0300_0000 | <two-byte IANA id> (SSL_CIPHER_get_protocol_id is `id & 0xFFFF`),
 # and ``SSLContext.get_ciphers()`` exposes that id for every cipher the context can negotiate.
-_CIPHER_IDS: weakref.WeakKeyDictionary[ssl.SSLContext, dict[str, int]] = (
-    weakref.WeakKeyDictionary()
-)
+_CIPHER_IDS: weakref.WeakKeyDictionary[ssl.SSLContext, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
 def _cipher_suite(ssl_object: Any, name: str | None) -> int | None:
@@ -194,12 +198,12 @@ def _build_tls(ssl_object: Any, der: bytes | None, key: tuple[Any, ...]) -> TLSI
         except ValueError:
             name = None
         if sys.version_info >= (3, 13):  # pragma: no cover - depends on the interpreter
+            # The chain as the client sent it; OpenSSL leaves the leaf out on the server side
+            # and Python 3.13 puts it back, so find the leaf rather than assume its place.
             get_chain = getattr(ssl_object, "get_unverified_chain", None)
-            sent = get_chain() if get_chain is not None else None
-            sent = [c for c in sent or () if isinstance(c, bytes)]
-            if len(sent) > 1 or (sent and sent[0] != der):
-                rest = sent[1:] if sent[0] == der else [c for c in sent if c != der]
-                chain += [ssl.DER_cert_to_PEM_cert(c) for c in rest]
+            sent = [c for c in (get_chain() or ()) if isinstance(c, bytes)] if get_chain else []
+            rest = sent[1:] if sent and sent[0] == der else [c for c in sent if c != der]
+            chain += [ssl.DER_cert_to_PEM_cert(c) for c in rest]
     _, version, cipher_name = key
     return {
         "server_cert": None,
@@ -251,19 +255,21 @@ class _ConnectionInfo:
     def extend(self, scope: _Scope) -> _Scope:
         extensions: dict[str, Any] = {**(scope.get("extensions") or {})}
         if self.peer is not None:
-            extensions[_PEER_KEY] = self.peer.copy()
+            extensions[PEER_EXTENSION] = self.peer.copy()
         else:
-            extensions.pop(_PEER_KEY, None)
+            extensions.pop(PEER_EXTENSION, None)
         tls = self.tls()
         if tls is not None:
             extensions[_TLS_KEY] = tls
-        new_scope = dict(scope)
-        new_scope["extensions"] = extensions
-        return new_scope
+        # Replace the key in this request's own scope (never mutate the extensions dict it
+        # held): uvicorn's ProxyHeadersMiddleware then rewrites the same scope that uvicorn
+        # logs, so access logs keep showing the forwarded client as with stock uvicorn.
+        scope["extensions"] = extensions
+        return scope
 
 
 class _ExtensionApp:
-    """ASGI wrapper that hands the app a copy of each connection scope, extended."""
+    """ASGI wrapper that adds this connection's extensions to each request scope."""
 
     __slots__ = ("app", "connection")
 
@@ -295,7 +301,11 @@ class _MTLSProtocolMixin(asyncio.Protocol):
 # Public name -> (uvicorn module, uvicorn class, optional package it needs).
 _BACKENDS: dict[str, tuple[str, str, str]] = {
     "H11Protocol": ("uvicorn.protocols.http.h11_impl", "H11Protocol", "h11"),
-    "HttpToolsProtocol": ("uvicorn.protocols.http.httptools_impl", "HttpToolsProtocol", "httptools"),
+    "HttpToolsProtocol": (
+        "uvicorn.protocols.http.httptools_impl",
+        "HttpToolsProtocol",
+        "httptools",
+    ),
     "WebSocketProtocol": (
         "uvicorn.protocols.websockets.websockets_impl",
         "WebSocketProtocol",
@@ -342,17 +352,26 @@ def _importable(module: str) -> bool:
 
 
 def _resolve(name: str) -> type[asyncio.Protocol] | None:
+    """The class behind a public name, created once and then kept in the module namespace."""
+    namespace = globals()
+    if name in namespace:
+        cached: type[asyncio.Protocol] | None = namespace[name]
+        return cached
     if name in _BACKENDS:
-        return _load(name)
-    if name == "AutoHTTPProtocol":
-        return _resolve("HttpToolsProtocol" if _importable("httptools") else "H11Protocol")
-    if name == "AutoWebSocketsProtocol":
+        value: type[asyncio.Protocol] | None = _load(name)
+    elif name == "AutoHTTPProtocol":
+        value = _resolve("HttpToolsProtocol" if _importable("httptools") else "H11Protocol")
+    elif name == "AutoWebSocketsProtocol":
         if _importable("websockets"):
-            return _resolve("WebSocketsSansIOProtocol")
-        if _importable("wsproto"):
-            return _resolve("WSProtocol")
-        return None  # like uvicorn's auto: no WebSocket support
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            value = _resolve("WebSocketsSansIOProtocol")
+        elif _importable("wsproto"):
+            value = _resolve("WSProtocol")
+        else:
+            value = None  # like uvicorn's auto: no WebSocket support
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    namespace[name] = value  # later lookups (and pickling by name) find it directly
+    return value
 
 
 if TYPE_CHECKING:
@@ -366,9 +385,10 @@ if TYPE_CHECKING:
 else:
 
     def __getattr__(name: str) -> type[asyncio.Protocol] | None:
-        value = _resolve(name)
-        globals()[name] = value  # later lookups (and pickling by name) find it directly
-        return value
+        return _resolve(name)
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
 
 
 _HTTP_CLASSES: dict[str, str] = {
@@ -431,7 +451,7 @@ def config(
     if http not in _HTTP_CLASSES:
         raise ValueError(
             f"http={http!r} is not supported; choose one of {', '.join(map(repr, _HTTP_CLASSES))}"
-            + (" (HTTP/2 via zttp cannot fill the tls extension)" if http == "zttp" else "")
+            + (" (HTTP/2 via zttp cannot fill the tls extension)" if str(http) == "zttp" else "")
         )
     if ws not in _WS_CLASSES:
         raise ValueError(
@@ -455,9 +475,7 @@ def config(
             "issues client certificates (or all three as None for plain HTTP behind a proxy)"
         )
     if require_client_cert and not tls:
-        raise ValueError(
-            "require_client_cert=True needs TLS: pass certfile, keyfile and client_ca"
-        )
+        raise ValueError("require_client_cert=True needs TLS: pass certfile, keyfile and client_ca")
     if not tls and uvicorn_kwargs.get("ssl_context_factory") is not None:
         raise ValueError(
             "ssl_context_factory was given for a plain-HTTP config: pass certfile, keyfile "
@@ -465,6 +483,8 @@ def config(
         )
 
     http_class = _resolve(_HTTP_CLASSES[http])
+    if http_class is None:  # pragma: no cover - HTTP names always resolve to a class
+        raise RuntimeError(f"no HTTP protocol class for http={http!r}")
     ws_name = _WS_CLASSES[ws]
     ws_class = _resolve(ws_name) if ws_name is not None else None
     if tls:
@@ -478,8 +498,8 @@ def config(
         app,
         host=host,
         port=port,
-        http=http_class,  # type: ignore[arg-type]  # None only for ws; resolved classes
-        ws=ws_class,  # type: ignore[arg-type]  # uvicorn accepts None here at run time
+        http=http_class,
+        ws=ws_class if ws_class is not None else "none",
         **uvicorn_kwargs,
     )
 
