@@ -7,6 +7,7 @@ Options: ``--behind-proxy`` serves plain HTTP for nginx (see ``example_app/nginx
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import socket
 import ssl
@@ -58,7 +59,7 @@ def self_test(pki: DevPKI) -> int:
     """Serve on a free port, exercise every demo client, print the outcomes."""
     import httpx
     import uvicorn
-    import websockets.sync.client
+    from websockets.asyncio.client import connect
 
     app = create_app(pki.ca)
     config = mtls_uvicorn.config(
@@ -112,13 +113,19 @@ def self_test(pki: DevPKI) -> int:
         print(
             f"{'ok  ' if ok else 'FAIL'} {label}: {status or 'handshake failed'} {json.dumps(body)}"
         )
-    try:
+
+    async def websocket_session() -> tuple[object, object]:
         ws_url = base.replace("https://", "wss://") + "/ws"
-        with websockets.sync.client.connect(ws_url, ssl=context("reports")) as ws:
-            greeting = json.loads(ws.recv(timeout=10))
-            ws.send("ping")
-            echo = json.loads(ws.recv(timeout=10))
-        ok = greeting == {"hello": "spiffe://bank.example/reports"} and echo["echo"] == "ping"
+        async with connect(ws_url, ssl=context("reports"), open_timeout=10) as ws:
+            greeting = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            await ws.send("ping")
+            echo = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        return greeting, echo
+
+    try:
+        greeting, echo = asyncio.run(websocket_session())
+        ok = greeting == {"hello": "spiffe://bank.example/reports"} and isinstance(echo, dict)
+        ok = ok and isinstance(echo, dict) and echo.get("echo") == "ping"
     except Exception as exc:  # report, do not crash the self-test
         ok, greeting = False, repr(exc)
     failures += not ok

@@ -7,20 +7,19 @@ connects from 127.0.0.2 so its address differs from nginx's (127.0.0.1).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-import websockets.sync.client
 
 import asgi_mtls.uvicorn as mtls_uvicorn
 from asgi_mtls import MTLSMiddleware
 from asgi_mtls.testing import nginx_escaped_header
 from tests.apps import PAYMENTS, REPORTS, starlette_app
 
+from .clients import websocket_first_json, websocket_rejection_status
 from .conftest import PKIFiles, require_binary
 from .proxies import free_port, start_nginx
 from .servers import start_uvicorn
@@ -288,8 +287,7 @@ def test_forged_header_straight_to_uvicorn_is_rejected(pki, request, fixture):
 def test_websocket_through_nginx(pki, pki_files, nginx):
     url = nginx["strict"].replace("https://", "wss://") + "/ws"
     context = pki_files.client_context(pki.payments)
-    with websockets.sync.client.connect(url, ssl=context, open_timeout=10) as ws:
-        body = json.loads(ws.recv(timeout=10))
+    body = websocket_first_json(url, context)
     assert body["principal"] == PAYMENTS
     assert body["source"] == "nginx"
 
@@ -297,9 +295,4 @@ def test_websocket_through_nginx(pki, pki_files, nginx):
 def test_websocket_denied_through_nginx(pki, pki_files, nginx):
     url = nginx["strict"].replace("https://", "wss://") + "/ws/payments"
     context = pki_files.client_context(pki.reports)
-    with (
-        pytest.raises(websockets.exceptions.InvalidStatus) as denied,
-        websockets.sync.client.connect(url, ssl=context, open_timeout=10),
-    ):
-        pass
-    assert denied.value.response.status_code == 403
+    assert websocket_rejection_status(url, context) == 403

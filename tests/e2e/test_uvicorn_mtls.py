@@ -7,19 +7,18 @@ against its own roots and the routes authorize.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 import pytest
-import websockets.sync.client
 
 import asgi_mtls.uvicorn as mtls_uvicorn
 from asgi_mtls import MTLSMiddleware
 from asgi_mtls.testing import nginx_escaped_header
 from tests.apps import PAYMENTS, REPORTS, fastapi_app, starlette_app
 
+from .clients import websocket_first_json, websocket_rejection_status
 from .conftest import PKIFiles
 from .servers import start_uvicorn
 
@@ -141,10 +140,7 @@ def ws_server(request, pki, pki_files) -> Iterator[str]:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_websocket_connects_with_its_identity(pki, pki_files, ws_server):
-    with websockets.sync.client.connect(
-        ws_server + "/ws", ssl=pki_files.client_context(pki.payments)
-    ) as ws:
-        body = json.loads(ws.recv(timeout=10))
+    body = websocket_first_json(ws_server + "/ws", pki_files.client_context(pki.payments))
     assert body["principal"] == PAYMENTS
     assert body["fingerprint"] == pki.payments.fingerprint_sha256
 
@@ -153,10 +149,7 @@ def test_websocket_connects_with_its_identity(pki, pki_files, ws_server):
 @pytest.mark.parametrize(("name", "status"), [("reports", 403), (None, 401)])
 def test_websocket_without_the_right_identity_is_denied(pki, pki_files, ws_server, name, status):
     context = pki_files.client_context(getattr(pki, name) if name else None)
-    with pytest.raises(websockets.exceptions.InvalidStatus) as denied:  # noqa: SIM117
-        with websockets.sync.client.connect(ws_server + "/ws/payments", ssl=context):
-            pass
-    assert denied.value.response.status_code == status
+    assert websocket_rejection_status(ws_server + "/ws/payments", context) == status
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,42 @@
+"""WebSocket clients for end-to-end tests.
+
+The asyncio client of ``websockets`` is used throughout: its sync client has been seen to
+block forever over TLS when it misses the handshake response (with uvicorn's own protocol
+classes too), while the asyncio client honours its timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import connect
+
+TIMEOUT = 10.0
+
+
+def websocket_first_json(url: str, context: ssl.SSLContext) -> Any:
+    """Connect, read the first message as JSON, close."""
+
+    async def run() -> Any:
+        async with connect(url, ssl=context, open_timeout=TIMEOUT, close_timeout=2) as ws:
+            return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+    return asyncio.run(run())
+
+
+def websocket_rejection_status(url: str, context: ssl.SSLContext) -> int:
+    """Try to connect; return the HTTP status of the refusal (fails if the server accepts)."""
+
+    async def run() -> int:
+        try:
+            async with connect(url, ssl=context, open_timeout=TIMEOUT, close_timeout=2):
+                pass
+        except websockets.exceptions.InvalidStatus as denied:
+            return int(denied.response.status_code)
+        raise AssertionError(f"the server accepted the WebSocket at {url}")
+
+    return asyncio.run(run())
