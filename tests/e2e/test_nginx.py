@@ -296,3 +296,24 @@ def test_websocket_denied_through_nginx(pki, pki_files, nginx):
     url = nginx["strict"].replace("https://", "wss://") + "/ws/payments"
     context = pki_files.client_context(pki.reports)
     assert websocket_rejection_status(url, context) == 403
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ([("X-SSL-Client-Cert", "garbage")], "malformed"),
+        (
+            [("X-SSL-Client-Cert", "%2D%2D%2D%2D%2DBEGIN%20CERTIFICATE%2D%2D%2D%2D%2D%0AMIIB")],
+            "malformed",
+        ),
+        ([("X-SSL-Client-Cert", "a"), ("X-SSL-Client-Cert", "b")], "duplicate_header"),
+        ([("X-SSL-Client-Verify", "FAILED:certificate revoked")], "proxy_verify_failed"),
+    ],
+)
+def test_bad_headers_from_the_trusted_proxy_address_over_real_http(upstream, headers, code):
+    # Sent from 127.0.0.1, the trusted proxy's address, straight to uvicorn: real h11/httptools
+    # parsing, and still a 400/401 with the reason code, never a 500 or an identity.
+    with httpx.Client(timeout=10) as http:
+        response = http.get(upstream + "/whoami", headers=headers)
+    assert response.status_code in (400, 401)
+    assert response.json()["reason"] == code
