@@ -90,7 +90,8 @@ class MTLSMiddleware:
     :param intermediates: intermediate CA certificates used for path building (never as
         anchors).  Needed when the client sends only its leaf, as nginx forwards it.
     :param trusted_proxies: addresses/CIDRs (and ``"unix:"``) of proxies allowed to forward a
-        certificate in a header.  Empty (the default) means no header is ever believed.
+        certificate in a header.  Empty (the default) means no header is ever believed.  A
+        header source with its own ``trusted_proxies`` uses those instead.
     :param sources: certificate sources, in order.  Default: the ASGI ``tls`` extension and
         nginx's header (believed only from ``trusted_proxies``; from anyone else it is
         rejected as ``untrusted_proxy``).
@@ -210,7 +211,8 @@ class MTLSMiddleware:
                 continue
             if source.requires_trusted_proxy:
                 peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
-                if not self.trusted_proxies.is_trusted(peer):
+                proxies = getattr(source, "trusted_proxies", None) or self.trusted_proxies
+                if not proxies.is_trusted(peer):
                     if self.ignore_untrusted_headers:
                         continue
                     why = "unknown transport peer" if peer is None else f"peer {peer}"

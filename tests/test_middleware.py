@@ -9,7 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from asgi_mtls import CertificateValidator, MTLSMiddleware, NginxHeaderSource, TLSExtensionSource
+from asgi_mtls import (
+    CertificateValidator,
+    MTLSMiddleware,
+    NginxHeaderSource,
+    TLSExtensionSource,
+    TrustedProxies,
+)
 from asgi_mtls.testing import IssuedCertificate, nginx_escaped_header, simulate_connection
 from tests.apps import PAYMENTS, starlette_app
 from tests.asgi import drive_websocket, get, reason
@@ -337,3 +343,13 @@ async def test_log_says_when_the_peer_is_unknown(pki, caplog):
         await get(app, "/whoami", {"x-ssl-client-cert": nginx_escaped_header(pki.payments)})
     assert "peer=unknown" in caplog.text
     assert "unknown transport peer" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_source_can_have_its_own_trusted_proxies(pki):
+    source = NginxHeaderSource()
+    source.trusted_proxies = TrustedProxies(["10.9.0.0/16"])  # type: ignore[attr-defined]
+    header = {"x-ssl-client-cert": nginx_escaped_header(pki.payments)}
+    for peer, expected in (("10.9.1.1", 200), ("10.1.1.1", 400)):
+        _, app = stack(pki, None, peer=peer, trusted_proxies=["10.0.0.0/8"], sources=[source])
+        assert (await get(app, "/whoami", header)).status_code == expected
