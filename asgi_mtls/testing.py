@@ -14,6 +14,7 @@ to disk unencrypted.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import os
@@ -29,12 +30,26 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from asgi_mtls.sources.headers import header_format
+
 __all__ = [
     "CertificateAuthority",
     "IssuedCertificate",
+    "alb_header",
+    "alb_leaf_header",
+    "apache_header",
     "asgi_tls_scope_extension",
+    "base64_der_header",
+    "client_cert_chain_header",
+    "client_cert_header",
+    "cloudfront_header",
+    "encode_certificate_headers",
+    "haproxy_chain_header",
     "nginx_escaped_header",
+    "nginx_pem_header",
     "simulate_connection",
+    "traefik_header",
+    "xfcc_header",
 ]
 
 _ONE_DAY = dt.timedelta(days=1)
@@ -303,3 +318,216 @@ def simulate_connection(
         await app(scope, receive, send)
 
     return wrapper
+
+
+# --- proxy header values, exactly as each proxy writes them -----------------------------------
+#
+# One function per format; ``encode_certificate_headers`` picks the right ones with the default
+# header names of ``asgi_mtls.sources.header_source``.  ``chain`` is always what the client
+# sent after its leaf (intermediates), leaf excluded.
+
+CertificateLike = IssuedCertificate | x509.Certificate
+
+
+def _x509(cert: CertificateLike) -> x509.Certificate:
+    return cert.certificate if isinstance(cert, IssuedCertificate) else cert
+
+
+def _pem(cert: CertificateLike) -> str:
+    return _x509(cert).public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _der(cert: CertificateLike) -> bytes:
+    return _x509(cert).public_bytes(serialization.Encoding.DER)
+
+
+def _b64(cert: CertificateLike) -> str:
+    return base64.b64encode(_der(cert)).decode("ascii")
+
+
+def nginx_pem_header(cert: CertificateLike) -> str:
+    """nginx's deprecated ``$ssl_client_cert``: the PEM without its final newline, every other
+    newline followed by a tab (``ngx_ssl_get_certificate``).  An HTTP/1.1 server receives
+    the tabs as obsolete line folding; h11 turns each fold into one space."""
+    return _pem(cert)[:-1].replace("\n", "\n\t")
+
+
+def xfcc_header(
+    cert: CertificateLike,
+    *,
+    chain: Sequence[x509.Certificate] = (),
+    by: str | None = "spiffe://proxy.example/envoy",
+    include_cert: bool = True,
+    include_chain: bool = False,
+    subject: bool = True,
+    uri: bool = True,
+    dns: bool = True,
+    previous: str | None = None,
+) -> str:
+    """Envoy's ``x-forwarded-client-cert`` element for ``cert``, as
+    ``ConnectionManagerUtility::mutateXfccRequestHeader`` writes it: ``By=`` (the proxy's own
+    URI SAN, unquoted), ``Hash=`` (hex SHA-256 of the DER), then ``Cert="..."`` and
+    ``Chain="..."`` (URL-encoded PEM: newline, space, ``+ / =`` escaped; the chain starts with
+    the leaf), ``Subject="..."`` (RFC 2253, quoted), one ``URI=`` per URI SAN (``URI=`` when
+    none) and one ``DNS=`` per DNS SAN, joined by ``;``.  ``previous`` is the XFCC that
+    arrived from earlier hops (``APPEND_FORWARD`` appends after a ``,``)."""
+
+    def envoy_escape(pem: str) -> str:
+        for plain, escaped in (
+            ("\n", "%0A"),
+            (" ", "%20"),
+            ("+", "%2B"),
+            ("/", "%2F"),
+            ("=", "%3D"),
+        ):
+            pem = pem.replace(plain, escaped)
+        return pem
+
+    certificate = _x509(cert)
+    pairs: list[str] = []
+    if by is not None:
+        pairs.append(f"By={by}")
+    pairs.append(f"Hash={certificate.fingerprint(hashes.SHA256()).hex()}")
+    if include_cert:
+        pairs.append(f'Cert="{envoy_escape(_pem(certificate))}"')
+    if include_chain:
+        full = "".join(_pem(c) for c in (certificate, *chain))
+        pairs.append(f'Chain="{envoy_escape(full)}"')
+    try:
+        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        sans = x509.SubjectAlternativeName([])
+    if subject:
+        pairs.append(f'Subject="{certificate.subject.rfc4514_string()}"')
+    if uri:
+        uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+        pairs += [f"URI={u}" for u in uris] if uris else ["URI="]
+    if dns:
+        pairs += [f"DNS={d}" for d in sans.get_values_for_type(x509.DNSName)]
+    element = ";".join(pairs)
+    return f"{previous},{element}" if previous else element
+
+
+def client_cert_header(cert: CertificateLike) -> str:
+    """RFC 9440 ``Client-Cert``: ``:<base64 DER>:`` (an RFC 8941 byte sequence)."""
+    return f":{_b64(cert)}:"
+
+
+def client_cert_chain_header(chain: Sequence[CertificateLike]) -> str:
+    """RFC 9440 ``Client-Cert-Chain``: byte sequences joined by ``", "``, leaf excluded."""
+    return ", ".join(f":{_b64(c)}:" for c in chain)
+
+
+def base64_der_header(cert: CertificateLike) -> str:
+    """Base64 DER: HAProxy ``%[ssl_c_der,base64]``, Caddy
+    ``{http.request.tls.client.certificate_der_base64}``, Azure ``X-ARR-ClientCert``."""
+    return _b64(cert)
+
+
+def haproxy_chain_header(chain: Sequence[CertificateLike]) -> str:
+    """HAProxy ``%[ssl_c_chain_der,base64]``: base64 of the concatenated DER of the chain the
+    client sent after its leaf; empty when it sent none."""
+    return base64.b64encode(b"".join(_der(c) for c in chain)).decode("ascii")
+
+
+def traefik_header(
+    cert: CertificateLike, chain: Sequence[CertificateLike] = (), *, legacy: bool = False
+) -> str:
+    """Traefik ``X-Forwarded-Tls-Client-Cert``: each certificate's PEM body without armour or
+    newlines, leaf first, joined by ``,``; ``legacy=True`` URL-encodes each body as Traefik
+    did before v2.9.4 (Go's ``url.QueryEscape``)."""
+    bodies = []
+    for certificate in (cert, *chain):
+        pem = _pem(certificate)
+        body = pem.replace("-----BEGIN CERTIFICATE-----", "").replace(
+            "-----END CERTIFICATE-----", ""
+        )
+        body = body.replace("\n", "")
+        bodies.append(quote(body, safe="") if legacy else body)
+    return ",".join(bodies)
+
+
+def apache_header(cert: CertificateLike) -> str:
+    """Apache ``RequestHeader set X-SSL-Client-Cert "%{SSL_CLIENT_CERT}s"``: the PEM with every
+    newline (the last one too) turned into a space.  Without a certificate: ``(null)``."""
+    return _pem(cert).replace("\n", " ")
+
+
+def alb_header(cert: CertificateLike, chain: Sequence[CertificateLike] = ()) -> str:
+    """AWS ALB passthrough ``X-Amzn-Mtls-Clientcert``: the whole chain, leaf first, as
+    URL-encoded PEM with ``+ = /`` as safe characters."""
+    return quote("".join(_pem(c) for c in (cert, *chain)), safe="+=/")
+
+
+def alb_leaf_header(cert: CertificateLike) -> str:
+    """AWS ALB verify mode ``X-Amzn-Mtls-Clientcert-Leaf``: the leaf, URL-encoded PEM with
+    ``+ = /`` as safe characters."""
+    return quote(_pem(cert), safe="+=/")
+
+
+def cloudfront_header(cert: CertificateLike) -> str:
+    """CloudFront ``CloudFront-Viewer-Cert-Pem``: the leaf as URL-encoded PEM
+    (``-----BEGIN%20CERTIFICATE-----%0AMII...``)."""
+    return quote(_pem(cert), safe="")
+
+
+#: The success value each verdict header carries.
+_VERDICT_OK = {"nginx": "SUCCESS", "nginx-pem": "SUCCESS", "apache": "SUCCESS", "haproxy": "0"}
+
+
+def encode_certificate_headers(
+    format: str,
+    cert: CertificateLike,
+    *,
+    chain: Sequence[x509.Certificate] | None = None,
+    header: str | None = None,
+    chain_header: str | None = None,
+    verify_header: str | None = None,
+    verdict: str | None = None,
+) -> dict[str, str]:
+    """The headers a proxy of ``format`` (one of ``asgi_mtls.sources.HEADER_FORMATS``) sends
+    for a client presenting ``cert``, under the source's default names unless overridden.
+
+    ``chain`` defaults to ``cert.chain`` for an :class:`IssuedCertificate`; formats that carry
+    a chain get it.  ``verdict`` is the verdict header's value (default: the proxy's success
+    value where the format has a verdict header by default: ``SUCCESS``, ``0``).
+    """
+    spec = header_format(format)
+    if chain is None:
+        chain = cert.chain if isinstance(cert, IssuedCertificate) else ()
+    name = header or spec.header
+    headers: dict[str, str] = {}
+    chain_value: str | None = None
+    if format == "nginx":
+        headers[name] = nginx_escaped_header(cert)
+    elif format == "nginx-pem":
+        headers[name] = nginx_pem_header(cert)
+    elif format == "envoy":
+        headers[name] = xfcc_header(cert, chain=chain, include_chain=bool(chain))
+    elif format == "rfc9440":
+        headers[name] = client_cert_header(cert)
+        chain_value = client_cert_chain_header(chain) if chain else None
+    elif format == "haproxy":
+        headers[name] = base64_der_header(cert)
+        chain_value = haproxy_chain_header(chain)
+    elif format == "traefik":
+        headers[name] = traefik_header(cert, chain)
+    elif format in ("caddy", "azure"):
+        headers[name] = base64_der_header(cert)
+    elif format == "apache":
+        headers[name] = apache_header(cert)
+    elif format == "aws-alb":
+        headers[name] = alb_header(cert, chain)
+    elif format == "aws-alb-verify":
+        headers[name] = alb_leaf_header(cert)
+    elif format == "cloudfront":
+        headers[name] = cloudfront_header(cert)
+    else:  # pragma: no cover - every registered format is handled above
+        raise ValueError(f"no encoder for {format!r}")
+    if chain_value is not None:
+        headers[chain_header or spec.chain_header or ""] = chain_value
+    verdict_name = verify_header or spec.verify_header
+    verdict_value = verdict if verdict is not None else _VERDICT_OK.get(format)
+    if verdict_name and verdict_value is not None:
+        headers[verdict_name] = verdict_value
+    return headers

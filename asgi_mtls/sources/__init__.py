@@ -12,7 +12,9 @@ A source answers two questions, split so that the middleware can cache between t
     It is deterministic in ``raw``, so its result may be cached under ``raw``.
 
 Header sources set ``requires_trusted_proxy``: the middleware refuses them unless the real
-TCP peer is a configured trusted proxy, before ``decode`` ever runs.
+TCP peer is a configured trusted proxy, before ``decode`` ever runs.  They may carry their own
+``trusted_proxies`` (a :class:`TrustedProxies`, or ``None`` for the middleware's).
+``header_source(format, ...)`` builds one for any of :data:`HEADER_FORMATS`.
 """
 
 from __future__ import annotations
@@ -20,19 +22,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from asgi_mtls.sources.headers import NginxHeaderSource
+from asgi_mtls.sources.headers import (
+    HEADER_FORMATS,
+    HeaderFormat,
+    HeaderSource,
+    NginxHeaderSource,
+    header_format,
+    header_source,
+)
 from asgi_mtls.sources.proxies import TransportPeer, TrustedProxies, transport_peer
 from asgi_mtls.sources.tls import TLSExtensionSource
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 
 __all__ = [
+    "HEADER_FORMATS",
     "CertificateSource",
+    "HeaderFormat",
+    "HeaderSource",
     "NginxHeaderSource",
     "PresentedCertificate",
     "RawValues",
     "TLSExtensionSource",
     "TransportPeer",
     "TrustedProxies",
+    "header_format",
+    "header_source",
     "transport_peer",
 ]
 

@@ -1,0 +1,614 @@
+"""Every proxy header format: real certificates in, the right DER out; every malformed,
+duplicated, oversized or contradicted value refused with its reason.
+
+The proxies themselves do not run here: the header values are built by
+``asgi_mtls.testing`` exactly as each proxy documents them (HAProxy, Caddy, Apache and nginx
+also run for real in tests/e2e).
+"""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import quote
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from asgi_mtls import CertificateRejected, MTLSMiddleware, NginxHeaderSource, RejectionReason
+from asgi_mtls.sources import (
+    HEADER_FORMATS,
+    HeaderSource,
+    PresentedCertificate,
+    TrustedProxies,
+    header_source,
+)
+from asgi_mtls.testing import (
+    alb_header,
+    alb_leaf_header,
+    apache_header,
+    base64_der_header,
+    cloudfront_header,
+    encode_certificate_headers,
+    haproxy_chain_header,
+    nginx_escaped_header,
+    nginx_pem_header,
+    simulate_connection,
+    traefik_header,
+)
+from tests.apps import PAYMENTS, starlette_app
+from tests.asgi import get, reason
+
+R = RejectionReason
+
+#: Formats that carry the chain the client sent (the others forward the leaf only).
+WITH_CHAIN = {"envoy", "rfc9440", "haproxy", "traefik", "aws-alb"}
+
+DEFAULT_HEADERS = {
+    "nginx": ("x-ssl-client-cert", None, "x-ssl-client-verify"),
+    "nginx-pem": ("x-ssl-client-cert", None, "x-ssl-client-verify"),
+    "envoy": ("x-forwarded-client-cert", None, None),
+    "rfc9440": ("client-cert", "client-cert-chain", None),
+    "haproxy": ("x-ssl-client-der", "x-ssl-client-chain-der", "x-ssl-client-verify-code"),
+    "traefik": ("x-forwarded-tls-client-cert", None, None),
+    "caddy": ("x-client-cert-der", None, None),
+    "apache": ("x-ssl-client-cert", None, "x-ssl-client-verify"),
+    "aws-alb": ("x-amzn-mtls-clientcert", None, None),
+    "aws-alb-verify": ("x-amzn-mtls-clientcert-leaf", None, None),
+    "cloudfront": ("cloudfront-viewer-cert-pem", None, None),
+    "azure": ("x-arr-clientcert", None, None),
+}
+
+
+def scope_with(*pairs: tuple[str, str]) -> dict[str, object]:
+    return {
+        "type": "http",
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs],
+    }
+
+
+def decode(source: HeaderSource, *pairs: tuple[str, str]) -> PresentedCertificate | None:
+    raw = source.find(scope_with(*pairs))
+    assert raw is not None
+    return source.decode(raw)
+
+
+def rejected(source: HeaderSource, *pairs: tuple[str, str]) -> RejectionReason:
+    with pytest.raises(CertificateRejected) as info:
+        decode(source, *pairs)
+    return info.value.reason
+
+
+def der(cert) -> bytes:
+    return cert.public_bytes(Encoding.DER)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+
+def test_every_format_is_registered_with_its_default_headers():
+    assert set(HEADER_FORMATS) == set(DEFAULT_HEADERS)
+    for name, (header, chain, verify) in DEFAULT_HEADERS.items():
+        source = header_source(name)
+        assert (source.header, source.chain_header, source.verify_header) == (header, chain, verify)
+        assert source.name == name
+        assert source.requires_trusted_proxy is True
+        assert source.trusted_proxies is None
+
+
+def test_unknown_format_and_bad_options():
+    with pytest.raises(ValueError, match="unknown header format"):
+        header_source("squid")
+    with pytest.raises(ValueError, match="no chain header"):
+        header_source("envoy", chain_header="x-chain")
+    with pytest.raises(ValueError, match="no verdict header"):
+        header_source("caddy", verify_header="x-verify")
+    with pytest.raises(ValueError, match="envoy format only"):
+        header_source("nginx", element=0)
+    with pytest.raises(ValueError, match="must differ"):
+        header_source("haproxy", header="x-a", chain_header="x-a")
+    with pytest.raises(ValueError, match="HTTP header name"):
+        header_source("azure", header="bad header")
+    with pytest.raises(ValueError, match="non-empty"):
+        header_source("azure", name="")
+    with pytest.raises(TypeError):
+        header_source("envoy", element="last")  # type: ignore[arg-type]
+
+
+def test_per_source_trusted_proxies_and_name_are_stored():
+    source = header_source("envoy", trusted_proxies=["10.0.0.0/8", "::1"], name="mesh")
+    assert isinstance(source.trusted_proxies, TrustedProxies)
+    assert source.trusted_proxies.networks and source.name == "mesh"
+    proxies = TrustedProxies(["192.0.2.7"])
+    assert HeaderSource("azure", trusted_proxies=proxies).trusted_proxies is proxies
+    nginx = NginxHeaderSource(trusted_proxies=["127.0.0.1"])
+    assert isinstance(nginx, HeaderSource) and nginx.trusted_proxies is not None
+    assert nginx.name == "nginx" and nginx.header == "x-ssl-client-cert"
+
+
+@pytest.mark.anyio
+async def test_the_middleware_uses_a_sources_own_trusted_proxies(pki):
+    source = header_source("azure", trusted_proxies=["10.9.0.0/16"])
+    middleware = MTLSMiddleware(
+        starlette_app(),
+        trust=pki.root.certificate,
+        intermediates=[pki.intermediate.certificate],
+        trusted_proxies=["10.0.0.0/8"],
+        sources=[source],
+    )
+    headers = encode_certificate_headers("azure", pki.payments)
+    for peer, status in (("10.9.1.1", 200), ("10.1.1.1", 400)):
+        response = await get(simulate_connection(middleware, peer=peer), "/whoami", headers)
+        assert response.status_code == status
+
+
+# --- round trips: real certificates, every format ----------------------------------------------
+
+
+@pytest.mark.parametrize("name", HEADER_FORMATS)
+def test_round_trip_with_an_intermediate(pki, name):
+    source = header_source(name)
+    headers = encode_certificate_headers(name, pki.payments)
+    presented = decode(source, *headers.items())
+    assert presented is not None
+    assert presented.leaf == pki.payments.der
+    assert presented.source == name
+    expected = (der(pki.intermediate.certificate),) if name in WITH_CHAIN else ()
+    assert presented.chain == expected
+
+
+@pytest.mark.parametrize("name", HEADER_FORMATS)
+def test_round_trip_without_a_chain(pki, name):
+    source = header_source(name)
+    presented = decode(source, *encode_certificate_headers(name, pki.cn_only).items())
+    assert presented is not None
+    assert (presented.leaf, presented.chain) == (pki.cn_only.der, ())
+
+
+@pytest.mark.parametrize("name", HEADER_FORMATS)
+def test_header_names_can_be_overridden(pki, name):
+    _, chain, verify = DEFAULT_HEADERS[name]
+    options = {"header": "X-Custom-Cert"}
+    if chain:
+        options["chain_header"] = "X-Custom-Chain"
+    if verify:
+        options["verify_header"] = "X-Custom-Verify"
+    source = header_source(name, **options)
+    assert source.header == "x-custom-cert"
+    assert source.find(scope_with(*encode_certificate_headers(name, pki.payments).items())) is None
+    headers = encode_certificate_headers(
+        name,
+        pki.payments,
+        header="X-CUSTOM-CERT",
+        chain_header="x-custom-chain",
+        verify_header="X-Custom-Verify",
+    )
+    presented = decode(source, *headers.items())
+    assert presented is not None and presented.leaf == pki.payments.der
+    if name in WITH_CHAIN:
+        assert presented.chain == (der(pki.intermediate.certificate),)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", HEADER_FORMATS)
+async def test_through_the_middleware(pki, name):
+    """Chain-carrying formats let the app build the path without configured intermediates;
+    leaf-only formats need them (a header chain is a hint, never an anchor)."""
+    headers = encode_certificate_headers(name, pki.payments)
+    for intermediates in (None, [pki.intermediate.certificate]):
+        middleware = MTLSMiddleware(
+            starlette_app(),
+            trust=pki.root.certificate,
+            intermediates=intermediates,
+            trusted_proxies=["127.0.0.1"],
+            sources=[header_source(name)],
+        )
+        response = await get(simulate_connection(middleware), "/whoami", headers)
+        if intermediates or name in WITH_CHAIN:
+            assert response.status_code == 200
+            assert response.json()["principal"] == PAYMENTS
+            assert response.json()["source"] == name
+        else:
+            assert reason(response) == "untrusted"
+    untrusted = MTLSMiddleware(
+        starlette_app(), trust=pki.root.certificate, sources=[header_source(name)]
+    )
+    response = await get(simulate_connection(untrusted), "/whoami", headers)
+    assert reason(response) == "untrusted_proxy"
+
+
+@pytest.mark.anyio
+async def test_a_header_chain_is_never_an_anchor(pki):
+    # The attacker root rides along in the chain: the leaf still has no path to our root.
+    headers = encode_certificate_headers(
+        "rfc9440", pki.untrusted, chain=[pki.other_root.certificate]
+    )
+    middleware = MTLSMiddleware(
+        starlette_app(),
+        trust=pki.root.certificate,
+        trusted_proxies=["127.0.0.1"],
+        sources=[header_source("rfc9440")],
+    )
+    assert reason(await get(simulate_connection(middleware), "/whoami", headers)) == "untrusted"
+
+
+# --- generic rules: size, duplicates, emptiness, chain limits -------------------------------
+
+
+@pytest.mark.parametrize("name", HEADER_FORMATS)
+def test_oversized_values_are_refused_before_parsing(pki, name):
+    header = DEFAULT_HEADERS[name][0]
+    assert rejected(header_source(name), (header, "A" * 40000)) is R.TOO_LARGE
+    value = encode_certificate_headers(name, pki.payments)[header]
+    small = header_source(name, max_header_chars=len(value) - 1)
+    assert rejected(small, (header, value)) is R.TOO_LARGE
+    assert decode(header_source(name, max_header_chars=len(value)), (header, value)) is not None
+
+
+@pytest.mark.parametrize("name", HEADER_FORMATS)
+def test_duplicate_certificate_headers(pki, name):
+    header = DEFAULT_HEADERS[name][0]
+    value = encode_certificate_headers(name, pki.payments)[header]
+    source = header_source(name)
+    assert rejected(source, (header, value), (header.upper(), value)) is R.DUPLICATE_HEADER
+    assert rejected(source, (header, value), (header, "")) is R.DUPLICATE_HEADER
+
+
+@pytest.mark.parametrize("name", ["nginx", "nginx-pem", "apache", "haproxy"])
+def test_duplicate_verdict_headers(pki, name):
+    headers = encode_certificate_headers(name, pki.payments)
+    verify = DEFAULT_HEADERS[name][2]
+    pairs = [*headers.items(), (verify, headers[verify])]
+    assert rejected(header_source(name), *pairs) is R.DUPLICATE_HEADER
+
+
+def test_duplicate_chain_headers(pki):
+    headers = encode_certificate_headers("haproxy", pki.payments)
+    chain = headers["x-ssl-client-chain-der"]
+    pairs = [*headers.items(), ("x-ssl-client-chain-der", chain)]
+    assert rejected(header_source("haproxy"), *pairs) is R.DUPLICATE_HEADER
+    # RFC 9440 section 2.3: Client-Cert-Chain may be split over several lines.
+    two = encode_certificate_headers("rfc9440", pki.payments, chain=[pki.intermediate.certificate])
+    extra = (
+        "client-cert-chain",
+        encode_certificate_headers("rfc9440", pki.cn_only, chain=[pki.root.certificate])[
+            "client-cert-chain"
+        ],
+    )
+    presented = decode(header_source("rfc9440"), *two.items(), extra)
+    assert presented is not None
+    assert presented.chain == (der(pki.intermediate.certificate), der(pki.root.certificate))
+
+
+@pytest.mark.parametrize("name", sorted(set(HEADER_FORMATS) - {"haproxy", "caddy", "rfc9440"}))
+@pytest.mark.parametrize("value", ["", "   ", "\t"])
+def test_empty_certificate_is_malformed(name, value):
+    assert rejected(header_source(name), (DEFAULT_HEADERS[name][0], value)) is R.MALFORMED
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("haproxy", ""),  # HAProxy's set-header with an empty sample
+        ("caddy", ""),  # Caddy >= 2.7 without a client certificate
+        ("caddy", "{http.request.tls.client.certificate_der_base64}"),  # Caddy 2.6
+        ("rfc9440", ""),  # Google Cloud's {client_cert_leaf} without a certificate
+        ("apache", "(null)"),  # mod_ssl without a certificate
+    ],
+)
+def test_the_proxys_own_spelling_of_no_certificate(name, value):
+    assert decode(header_source(name), (DEFAULT_HEADERS[name][0], value)) is None
+
+
+def test_a_chain_without_a_certificate_is_malformed(pki):
+    chain = haproxy_chain_header([pki.intermediate.certificate])
+    source = header_source("haproxy")
+    assert rejected(source, ("x-ssl-client-chain-der", chain)) is R.MALFORMED
+    assert rejected(source, ("x-ssl-client-der", ""), ("x-ssl-client-chain-der", chain)) is (
+        R.MALFORMED
+    )
+    # HAProxy sends an empty chain when the client sent none.
+    assert decode(source, ("x-ssl-client-chain-der", "")) is None
+    rfc = header_source("rfc9440")
+    value = f":{b64(der(pki.intermediate.certificate))}:"
+    assert rejected(rfc, ("client-cert-chain", value)) is R.MALFORMED
+
+
+def test_chain_length_limit(pki):
+    headers = encode_certificate_headers(
+        "aws-alb", pki.payments, chain=[pki.intermediate.certificate, pki.root.certificate]
+    )
+    assert rejected(header_source("aws-alb", max_chain_length=1), *headers.items()) is R.TOO_LARGE
+    presented = decode(header_source("aws-alb", max_chain_length=2), *headers.items())
+    assert presented is not None and len(presented.chain) == 2
+
+
+def test_raw_values_in_a_foreign_shape_are_malformed():
+    source = header_source("azure")
+    for raw in [(), ("1",), ("x", "0", "0", "v"), ("1", "0", "0"), ("1", "0", "0", None)]:
+        with pytest.raises(CertificateRejected) as info:
+            source.decode(raw)
+        assert info.value.reason is R.MALFORMED
+
+
+# --- verdicts ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["nginx", "nginx-pem", "apache"])
+def test_mod_ssl_style_verdicts(pki, name):
+    source = header_source(name)
+    header, _, verify = DEFAULT_HEADERS[name]
+    value = encode_certificate_headers(name, pki.payments)[header]
+    assert decode(source, (header, value), (verify, "SUCCESS")) is not None
+    assert decode(source, (verify, "NONE")) is None  # anonymous
+    for verdict in ("NONE", "GENEROUS", "FAILED:certificate has expired", "", "success"):
+        assert rejected(source, (header, value), (verify, verdict)) is R.PROXY_VERIFY_FAILED
+    assert rejected(source, (verify, "FAILED:unable to get issuer")) is R.PROXY_VERIFY_FAILED
+    ignoring = header_source(name, verify_header=None)
+    assert decode(ignoring, (header, value), (verify, "FAILED:x")) is not None
+
+
+def test_apache_null_certificate_with_none_verdict_is_anonymous():
+    source = header_source("apache")
+    assert decode(source, ("x-ssl-client-cert", "(null)"), ("x-ssl-client-verify", "NONE")) is None
+    assert (
+        rejected(source, ("x-ssl-client-cert", "(null)"), ("x-ssl-client-verify", "GENEROUS"))
+        is R.PROXY_VERIFY_FAILED
+    )
+
+
+def test_haproxy_verdict_codes(pki):
+    source = header_source("haproxy")
+    cert = ("x-ssl-client-der", base64_der_header(pki.payments))
+    assert decode(source, cert, ("x-ssl-client-verify-code", "0")) is not None
+    for code in ("21", "10", "-1", "00", "0x0", "zero", "", " 1"):
+        verdict = ("x-ssl-client-verify-code", code)
+        assert rejected(source, cert, verdict) is R.PROXY_VERIFY_FAILED
+    assert decode(source, ("x-ssl-client-verify-code", "0")) is None
+    assert rejected(source, ("x-ssl-client-verify-code", "21")) is R.PROXY_VERIFY_FAILED
+
+
+def test_rfc9440_optional_boolean_verdict(pki):
+    source = header_source("rfc9440", verify_header="X-Client-Cert-Verified")
+    headers = encode_certificate_headers("rfc9440", pki.payments)
+    verified = ("x-client-cert-verified", "true")
+    assert decode(source, *headers.items(), verified) is not None
+    assert decode(source, *headers.items(), ("x-client-cert-verified", "True")) is not None
+    for verdict in ("false", "1", "yes", ""):
+        pairs = (*headers.items(), ("x-client-cert-verified", verdict))
+        assert rejected(source, *pairs) is R.PROXY_VERIFY_FAILED
+    assert decode(source, ("x-client-cert-verified", "false")) is None
+    assert decode(source, ("client-cert", ""), ("x-client-cert-verified", "false")) is None
+    # Without a configured verdict header, the header is not even looked at.
+    assert header_source("rfc9440").verify_header is None
+
+
+def test_a_verdict_never_rescues_a_bad_certificate():
+    source = header_source("nginx-pem")
+    reason_ = rejected(source, ("x-ssl-client-cert", "garbage"), ("x-ssl-client-verify", "SUCCESS"))
+    assert reason_ is R.MALFORMED
+
+
+# --- format by format: the quirks and their malformed variants --------------------------------
+
+
+def swap_plus_for_space(value: str) -> str:
+    """What form decoding (``unquote_plus``) does to a raw ``+``; with no ``+`` in this run's
+    random certificate, a ``/`` stands in (the same corruption of a base64 line)."""
+    char = "+" if "+" in value else "/"
+    assert char in value
+    return value.replace(char, " ", 1)
+
+
+def test_nginx_pem_tab_continuation_and_folded_forms(pki):
+    source = header_source("nginx-pem")
+    value = nginx_pem_header(pki.payments)
+    assert "\n\t" in value and not value.endswith("\n")
+    folded = value.replace("\n\t", " ")  # what h11 hands the app
+    for form in (value, folded, value.replace("\n", "\r\n")):
+        presented = decode(source, ("x-ssl-client-cert", form))
+        assert presented is not None and presented.leaf == pki.payments.der
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda v: v[: len(v) // 2],  # truncated
+        lambda v: v.replace("-----END CERTIFICATE-----", ""),
+        swap_plus_for_space,  # a '+' turned into a space splits a 64-character line
+        lambda v: v.replace("\n\t", ""),  # body lines glued: still decodes? no: one long line
+        lambda v: v + " " + v,  # two certificates
+        lambda v: "junk " + v,
+        lambda v: v.replace("CERTIFICATE", "PUBLIC KEY"),
+        lambda v: quote(v.replace("\n\t", "\n"), safe=""),  # the escaped form, wrong format
+    ],
+)
+def test_nginx_pem_malformed(pki, mangle):
+    source = header_source("nginx-pem")
+    value = mangle(nginx_pem_header(pki.payments))
+    assert rejected(source, ("x-ssl-client-cert", value)) is R.MALFORMED
+
+
+def test_apache_value_with_and_without_the_trailing_space(pki):
+    source = header_source("apache")
+    value = apache_header(pki.payments)
+    assert value.endswith("----- ") and "\n" not in value
+    for form in (value, value.rstrip()):
+        presented = decode(source, ("x-ssl-client-cert", form))
+        assert presented is not None and presented.leaf == pki.payments.der
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda v: v[: len(v) // 2],
+        swap_plus_for_space,
+        lambda v: v.replace(" ", "\n", 3).replace(" ", "", 2),  # line structure broken
+        lambda v: "(NULL)",
+        lambda v: "(null) " + v,
+        lambda v: quote(v, safe=""),  # URL-encoded: not what Apache sends
+        lambda v: v.replace("A", "*", 1),
+    ],
+)
+def test_apache_malformed(pki, mangle):
+    value = mangle(apache_header(pki.payments))
+    assert rejected(header_source("apache"), ("x-ssl-client-cert", value)) is R.MALFORMED
+
+
+def test_haproxy_chain_blob_is_split_by_der_lengths(pki):
+    chain = [pki.intermediate.certificate, pki.root.certificate]
+    source = header_source("haproxy")
+    cert = ("x-ssl-client-der", base64_der_header(pki.payments))
+    presented = decode(source, cert, ("x-ssl-client-chain-der", haproxy_chain_header(chain)))
+    assert presented is not None and presented.chain == tuple(der(c) for c in chain)
+    assert haproxy_chain_header([]) == ""
+    presented = decode(source, cert, ("x-ssl-client-chain-der", ""))
+    assert presented is not None and presented.chain == ()
+
+
+def _haproxy_chain_variants(pki) -> list[bytes]:
+    inter = der(pki.intermediate.certificate)
+    return [
+        inter + b"\x00",  # trailing byte
+        inter + inter[:10],  # a truncated second certificate
+        inter[:-1],  # truncated
+        b"\x31" + inter[1:],  # not a SEQUENCE
+        inter[:1] + b"\x80" + inter[2:],  # indefinite length
+        b"\x30\x81\x05hello",  # long-form length below 128: not DER
+        b"\x30\x84\x00\x00\x00\x05hello",  # leading zero length byte: not DER
+        b"\x30",  # no length at all
+    ]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_haproxy_malformed_chain(pki, index):
+    blob = _haproxy_chain_variants(pki)[index]
+    source = header_source("haproxy")
+    cert = ("x-ssl-client-der", base64_der_header(pki.payments))
+    assert rejected(source, cert, ("x-ssl-client-chain-der", b64(blob))) is R.MALFORMED
+
+
+@pytest.mark.parametrize("name", ["haproxy", "caddy", "azure"])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda v: v[: len(v) // 2],  # truncated (and badly padded)
+        lambda v: v[:-4],  # truncated on a quantum boundary: DER length check
+        lambda v: v.rstrip("="),  # padding removed
+        lambda v: v.replace("+", "-").replace("/", "_"),  # URL-safe alphabet
+        swap_plus_for_space,
+        lambda v: v[:64] + "\n" + v[64:],  # line breaks
+        lambda v: ":" + v + ":",  # RFC 9440 syntax, wrong format
+        lambda v: "-----BEGIN CERTIFICATE-----" + v + "-----END CERTIFICATE-----",
+        lambda v: b64(base64.b64decode(v) + b"\x00"),  # trailing byte after the DER
+        lambda v: quote(v, safe=""),  # URL-encoded
+    ],
+)
+def test_base64_der_malformed(pki, name, mangle):
+    original = base64_der_header(pki.payments)
+    value = mangle(original)
+    if value == original:
+        pytest.skip("this run's certificate has no padding to remove")
+    assert rejected(header_source(name), (DEFAULT_HEADERS[name][0], value)) is R.MALFORMED
+
+
+def test_base64_with_nonzero_pad_bits_is_refused(pki):
+    value = base64_der_header(pki.payments)
+    padded = value.rstrip("=")
+    # Flip the lowest bit of the last data character: same bytes for a lax decoder.
+    last = padded[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    twin = padded[:-1] + alphabet[alphabet.index(last) ^ 1] + value[len(padded) :]
+    if twin == value or len(value) == len(padded):
+        pytest.skip("no padding in this certificate's encoding")
+    assert rejected(header_source("azure"), ("x-arr-clientcert", twin)) is R.MALFORMED
+
+
+def test_traefik_current_and_legacy_forms(pki):
+    source = header_source("traefik")
+    chain = [pki.intermediate.certificate]
+    for legacy in (False, True):
+        value = traefik_header(pki.payments, chain, legacy=legacy)
+        assert ("%" in value) is legacy
+        presented = decode(source, ("x-forwarded-tls-client-cert", value))
+        assert presented is not None
+        assert presented.leaf == pki.payments.der
+        assert presented.chain == (der(pki.intermediate.certificate),)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda v: quote(quote(v, safe=""), safe=""),  # the legacy form encoded once more
+        lambda v: v + ",",  # trailing comma: an empty certificate
+        lambda v: v.replace(",", ",,"),
+        lambda v: v.replace(",", ", "),  # a space is not base64
+        swap_plus_for_space,
+        lambda v: v.split(",")[0][:-8],  # truncated leaf
+        lambda v: "-----BEGIN CERTIFICATE-----" + v + "-----END CERTIFICATE-----",
+        lambda v: v.replace("+", "%2B", 1).replace("/", "%252F", 1),  # mixed, double-encoded
+        lambda v: "%FF" + v,  # not ASCII once decoded
+    ],
+)
+def test_traefik_malformed(pki, mangle):
+    value = mangle(traefik_header(pki.payments, [pki.intermediate.certificate]))
+    source = header_source("traefik")
+    assert rejected(source, ("x-forwarded-tls-client-cert", value)) is R.MALFORMED
+
+
+def test_alb_keeps_plus_equals_slash_raw_and_decodes_with_unquote(pki):
+    value = alb_header(pki.payments, [pki.intermediate.certificate])
+    assert "+" in value and "%2B" not in value and "%20" in value and "%0A" in value
+    presented = decode(header_source("aws-alb"), ("x-amzn-mtls-clientcert", value))
+    assert presented is not None
+    assert presented.leaf == pki.payments.der  # leaf first
+    assert presented.chain == (der(pki.intermediate.certificate),)
+    # The fully escaped spelling decodes to the same certificates.
+    escaped = quote("".join([pki.payments.pem, pki.intermediate.pem]), safe="")
+    again = decode(header_source("aws-alb"), ("x-amzn-mtls-clientcert", escaped))
+    assert again == presented
+
+
+@pytest.mark.parametrize("name", ["aws-alb", "aws-alb-verify", "cloudfront"])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda v: v[: len(v) // 2],  # truncated
+        lambda v: quote(v, safe=""),  # double-encoded
+        swap_plus_for_space,  # what unquote_plus would have done to a raw '+'
+        lambda v: v.replace("%20", "+"),  # form encoding of the armour's spaces
+        lambda v: v.replace("%0A", "%0A-", 2),  # junk inside the armour
+        lambda v: v.replace("%", "%25", 1),
+        lambda v: "%C3%A9" + v,  # not ASCII
+        lambda v: v.replace("CERTIFICATE", "X509 CRL"),
+    ],
+)
+def test_url_encoded_pem_malformed(pki, name, mangle):
+    value = mangle(alb_leaf_header(pki.payments))  # '+ = /' raw: the riskier spelling
+    reason_ = rejected(header_source(name), (DEFAULT_HEADERS[name][0], value))
+    assert reason_ is R.MALFORMED
+
+
+def test_alb_verify_leaf_must_be_one_certificate(pki):
+    two = alb_header(pki.payments, [pki.intermediate.certificate])
+    source = header_source("aws-alb-verify")
+    assert rejected(source, ("x-amzn-mtls-clientcert-leaf", two)) is R.MALFORMED
+    presented = decode(source, ("x-amzn-mtls-clientcert-leaf", alb_leaf_header(pki.payments)))
+    assert presented is not None and presented.leaf == pki.payments.der
+
+
+def test_cloudfront_accepts_both_escapings(pki):
+    source = header_source("cloudfront")
+    for value in (cloudfront_header(pki.payments), alb_leaf_header(pki.payments)):
+        presented = decode(source, ("cloudfront-viewer-cert-pem", value))
+        assert presented is not None and presented.leaf == pki.payments.der
+
+
+def test_nginx_source_is_the_generic_one(pki):
+    value = nginx_escaped_header(pki.payments)
+    a = decode(NginxHeaderSource(), ("x-ssl-client-cert", value))
+    b = decode(header_source("nginx"), ("x-ssl-client-cert", value))
+    assert a == b and a is not None and a.source == "nginx"
