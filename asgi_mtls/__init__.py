@@ -5,14 +5,43 @@ The public API; see the README and ``docs/`` for guides.
 
 from __future__ import annotations
 
-from asgi_mtls.authorization import ClientRequirement, rejection_handler, require_client
+from asgi_mtls.authorization import (
+    PUBLIC,
+    ClientRequirement,
+    Public,
+    Requirement,
+    public,
+    rejection_handler,
+    require_client,
+)
 from asgi_mtls.errors import CertificateRejected, RejectionReason
 from asgi_mtls.identity import ClientIdentity, ClientUser, SpiffeId, get_client_identity
+from asgi_mtls.matchers import (
+    all_of,
+    any_client,
+    any_of,
+    dns_name,
+    fingerprint,
+    group,
+    issuer,
+    not_,
+    predicate,
+    principal,
+    principal_glob,
+    role,
+    spiffe_glob,
+    spiffe_prefix,
+    spki_pin,
+    subject_attribute,
+    trust_domain,
+)
 from asgi_mtls.middleware import MTLSMiddleware
+from asgi_mtls.roles import RoleConfigError, RoleMap
 from asgi_mtls.sources import NginxHeaderSource, TLSExtensionSource, TrustedProxies
 from asgi_mtls.validation import CertificateValidator, VerifiedChain
 
 __all__ = [
+    "PUBLIC",
     "CertificateRejected",
     "CertificateValidator",
     "ClientIdentity",
@@ -20,14 +49,36 @@ __all__ = [
     "ClientUser",
     "MTLSMiddleware",
     "NginxHeaderSource",
+    "Public",
     "RejectionReason",
+    "Requirement",
+    "RoleConfigError",
+    "RoleMap",
     "SpiffeId",
     "TLSExtensionSource",
     "TrustedProxies",
     "VerifiedChain",
+    "all_of",
+    "any_client",
+    "any_of",
+    "dns_name",
+    "fingerprint",
     "get_client_identity",
+    "group",
+    "issuer",
+    "not_",
+    "predicate",
+    "principal",
+    "principal_glob",
+    "public",
     "rejection_handler",
     "require_client",
+    "role",
+    "spiffe_glob",
+    "spiffe_prefix",
+    "spki_pin",
+    "subject_attribute",
+    "trust_domain",
 ]
 
 __version__ = "0.1.0"

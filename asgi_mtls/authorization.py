@@ -1,6 +1,9 @@
 """Route-level authorization: which identities may call a route.
 
-``require_client(...)`` builds one :class:`ClientRequirement` that serves three ways:
+A :class:`Requirement` decides whether a :class:`~asgi_mtls.identity.ClientIdentity` may call a
+route.  ``require_client(...)`` builds one, :mod:`asgi_mtls.matchers` has the building blocks
+(``principal``, ``spiffe_glob``, ``role``, ``issuer``, ...), and they combine with ``&``, ``|``
+and ``~``.  Every requirement serves four ways:
 
 - a Starlette endpoint decorator (sync or async HTTP endpoints, WebSocket endpoints)::
 
@@ -11,12 +14,18 @@
 
       def pay(client: ClientIdentity = Depends(require_client(trust_domain="bank.example"))): ...
 
+- a value in the middleware's path table: ``MTLSMiddleware(..., policies={"/admin/*": ...})``;
+
 - a plain check: ``requirement.check(request)`` returns the identity or raises
   :class:`~asgi_mtls.errors.CertificateRejected`.
 
 No certificate (or an anonymous request) is ``missing`` (401); a valid certificate that the
 requirement does not allow is ``forbidden`` (403).  A requirement with no arguments allows any
-client with a valid certificate.
+client with a valid certificate.  :data:`PUBLIC` marks a route as deliberately open, for
+``deny_by_default`` apps and for the audit (``asgi-mtls routes``).
+
+Fail closed: a requirement that raises while deciding (a predicate with a bug) denies, and the
+exception is logged; it never allows, even under ``~`` (negation).
 """
 
 from __future__ import annotations
@@ -25,8 +34,9 @@ import functools
 import inspect
 import logging
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, overload
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, TypeVar, overload
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
@@ -37,65 +47,95 @@ from asgi_mtls.errors import CertificateRejected, RejectionReason, log_rejection
 from asgi_mtls.identity import ClientIdentity, get_client_identity
 from asgi_mtls.sources.proxies import transport_peer
 
-__all__ = ["ClientRequirement", "rejection_handler", "require_client"]
+__all__ = [
+    "PUBLIC",
+    "REQUIREMENTS_ATTRIBUTE",
+    "AllOf",
+    "AnyOf",
+    "ClientRequirement",
+    "Not",
+    "Public",
+    "Requirement",
+    "check_name",
+    "declared_requirements",
+    "public",
+    "rejection_handler",
+    "require_client",
+]
 
 logger = logging.getLogger("asgi_mtls")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
+#: Unicode categories never accepted in a configured name: controls, format characters
+#: (zero-width space and joiners, bidi controls), surrogates, private use, unassigned, line and
+#: paragraph separators.  A name that contains one is almost certainly a mistake or a trick.
+_INVISIBLE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+#: The attribute on a decorated endpoint that lists what it declares (audit, deny_by_default).
+REQUIREMENTS_ATTRIBUTE: Final = "__asgi_mtls_requirements__"
 
 
-class ClientRequirement:
-    """Allows a client whose identity satisfies every given condition.
+def check_name(value: object, what: str) -> str:
+    """``value`` if it is a usable configured name; else ``ValueError`` naming ``what``.
 
-    ``principals``: the principal must equal one of them (exact, case-sensitive comparison of
-    the parsed name).  ``trust_domain``: the client's SPIFFE ID must belong to it.
-    ``predicate``: any further test of the :class:`ClientIdentity`.
+    Refuses non-strings, the empty string, and invisible or control characters (NUL,
+    zero-width space, bidi controls, ...).  Nothing is normalised: ``\u0430dmin`` (with a
+    Cyrillic a) stays a different name from ``admin``.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"invalid {what} {value!r}")
+    for char in value:
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+            raise ValueError(f"invalid {what} {value!r}: invisible or control character")
+    return value
+
+
+class _Denied(Exception):
+    """A condition failed while deciding (already logged): the whole requirement denies."""
+
+
+class Requirement:
+    """Decides whether a client identity may call a route.  Subclasses implement
+    :meth:`_matches` (may raise: the caller denies) and :meth:`describe`.
+
+    Requirements are immutable after construction and compare by identity (FastAPI uses them
+    as dependency cache keys).  Combine them with ``&`` (all), ``|`` (any) and ``~`` (not);
+    evaluation goes left to right and stops early, like Python's ``and``/``or``.
     """
 
-    def __init__(
-        self,
-        *principals: str,
-        trust_domain: str | None = None,
-        predicate: Callable[[ClientIdentity], bool] | None = None,
-    ) -> None:
-        for principal in principals:
-            if not isinstance(principal, str) or not principal or "\x00" in principal:
-                raise ValueError(f"invalid principal {principal!r}")
-        if trust_domain is not None and not _TRUST_DOMAIN.fullmatch(trust_domain):
-            raise ValueError(f"invalid SPIFFE trust domain {trust_domain!r}")
-        self.principals = frozenset(principals)
-        self.trust_domain = trust_domain
-        self.predicate = predicate
-        # FastAPI: inspect.signature() and its coroutine check follow __wrapped__, so the
-        # dependency is awaited (no thread hop) and receives the HTTP connection.
-        self.__wrapped__ = self._dependency
-
-    def __repr__(self) -> str:
-        return f"ClientRequirement({self.describe()})"
+    def _matches(self, identity: ClientIdentity) -> bool:
+        raise NotImplementedError
 
     def describe(self) -> str:
-        """A one-line human description, for docs and audits."""
-        parts = []
-        if self.principals:
-            parts.append("principal in " + ", ".join(sorted(self.principals)))
-        if self.trust_domain:
-            parts.append(f"SPIFFE trust domain {self.trust_domain}")
-        if self.predicate is not None:
-            parts.append(f"predicate {getattr(self.predicate, '__name__', repr(self.predicate))}")
-        return " and ".join(parts) or "any valid client certificate"
+        """A one-line human description, for docs, OpenAPI and audits."""
+        raise NotImplementedError
+
+    def children(self) -> tuple[Requirement, ...]:
+        """The requirements this one is built from (for walking a requirement tree)."""
+        return ()
+
+    def walk(self) -> Iterator[Requirement]:
+        """This requirement and every requirement below it, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
+    def _nested(self) -> str:
+        """The description, parenthesised when it is a combination (inside another one)."""
+        return self.describe()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()})"
 
     def allows(self, identity: ClientIdentity) -> bool:
-        if self.principals and identity.principal not in self.principals:
-            return False
-        if self.trust_domain is not None and identity.trust_domain != self.trust_domain:
-            return False
-        if self.predicate is None:
-            return True
+        """``True`` if ``identity`` satisfies the requirement.  Never raises: a condition that
+        raises denies (fail closed) and is logged."""
         try:
-            return bool(self.predicate(identity))
-        except Exception:  # a failing predicate denies (fail closed), it does not crash
-            logger.exception("authorization predicate %r raised; denying", self.predicate)
+            return bool(self._matches(identity))
+        except _Denied:
+            return False
+        except Exception:
+            logger.exception("authorization requirement %r raised; denying", self)
             return False
 
     def check(self, connection: HTTPConnection | Mapping[str, Any]) -> ClientIdentity:
@@ -109,6 +149,29 @@ class ClientRequirement:
                 f"principal {identity.principal!r} does not satisfy {self.describe()}",
             )
         return identity
+
+    # -- combinations ------------------------------------------------------------------------
+
+    def __and__(self, other: Requirement) -> Requirement:
+        if not isinstance(other, Requirement):
+            return NotImplemented
+        return AllOf(self, other)
+
+    def __or__(self, other: Requirement) -> Requirement:
+        if not isinstance(other, Requirement):
+            return NotImplemented
+        return AnyOf(self, other)
+
+    def __invert__(self) -> Requirement:
+        return Not(self)
+
+    # -- FastAPI dependency and Starlette decorator ------------------------------------------
+
+    @property
+    def __wrapped__(self) -> Callable[[HTTPConnection], Any]:
+        # FastAPI: inspect.signature() and its coroutine check follow __wrapped__, so the
+        # dependency is awaited (no thread hop) and receives the HTTP connection.
+        return self._dependency
 
     async def _dependency(self, connection: HTTPConnection) -> ClientIdentity:
         return self.check(connection)
@@ -124,12 +187,15 @@ class ClientRequirement:
             return self._dependency(connection)  # FastAPI awaits this coroutine
         if callable(connection):
             return self._decorate(connection)
-        raise TypeError("require_client(...) decorates an endpoint or serves as a dependency")
+        raise TypeError("a requirement decorates an endpoint or serves as a dependency")
 
     def _decorate(self, endpoint: F) -> F:
+        if PUBLIC in declared_requirements(endpoint):
+            raise TypeError(f"{endpoint!r} is marked PUBLIC; it cannot also have a requirement")
         parameters = list(inspect.signature(endpoint).parameters)
         if "websocket" in parameters:
-            return self._decorate_websocket(endpoint, parameters.index("websocket"))
+            wrapper = self._decorate_websocket(endpoint, parameters.index("websocket"))
+            return self._mark(wrapper)  # type: ignore[return-value]
         if "request" not in parameters:
             raise TypeError(f'{endpoint!r} has no "request" or "websocket" parameter')
         index = parameters.index("request")
@@ -149,9 +215,14 @@ class ClientRequirement:
                 return await endpoint(*args, **kwargs)
             return await run_in_threadpool(endpoint, *args, **kwargs)
 
-        return http_wrapper  # type: ignore[return-value]
+        return self._mark(http_wrapper)  # type: ignore[return-value]
 
-    def _decorate_websocket(self, endpoint: F, index: int) -> F:
+    def _mark(self, wrapper: Callable[..., Any]) -> Callable[..., Any]:
+        # functools.wraps copied the inner endpoint's marks; stacked decorators all apply.
+        setattr(wrapper, REQUIREMENTS_ATTRIBUTE, (*declared_requirements(wrapper), self))
+        return wrapper
+
+    def _decorate_websocket(self, endpoint: F, index: int) -> Callable[..., Any]:
         @functools.wraps(endpoint)
         async def websocket_wrapper(*args: Any, **kwargs: Any) -> None:
             websocket = kwargs.get("websocket", args[index] if index < len(args) else None)
@@ -165,19 +236,229 @@ class ClientRequirement:
                 return
             await endpoint(*args, **kwargs)
 
-        return websocket_wrapper  # type: ignore[return-value]
+        return websocket_wrapper
+
+
+class AllOf(Requirement):
+    """Allows when every part allows (``a & b``).  No parts: any valid client."""
+
+    def __init__(self, *parts: Requirement) -> None:
+        flat: list[Requirement] = []
+        for part in parts:
+            if not isinstance(part, Requirement):
+                raise TypeError(f"not a requirement: {part!r}")
+            flat.extend(part.parts if isinstance(part, AllOf) else (part,))
+        self.parts: tuple[Requirement, ...] = tuple(flat)
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return all(part._matches(identity) for part in self.parts)
+
+    def children(self) -> tuple[Requirement, ...]:
+        return self.parts
+
+    def describe(self) -> str:
+        if not self.parts:
+            return "any valid client certificate"
+        return " and ".join(part._nested() for part in self.parts)
+
+    def _nested(self) -> str:
+        return f"({self.describe()})" if len(self.parts) > 1 else self.describe()
+
+
+class AnyOf(Requirement):
+    """Allows when at least one part allows (``a | b``).  No parts: nobody."""
+
+    def __init__(self, *parts: Requirement) -> None:
+        flat: list[Requirement] = []
+        for part in parts:
+            if not isinstance(part, Requirement):
+                raise TypeError(f"not a requirement: {part!r}")
+            flat.extend(part.parts if isinstance(part, AnyOf) else (part,))
+        self.parts: tuple[Requirement, ...] = tuple(flat)
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return any(part._matches(identity) for part in self.parts)
+
+    def children(self) -> tuple[Requirement, ...]:
+        return self.parts
+
+    def describe(self) -> str:
+        if not self.parts:
+            return "nobody"
+        return " or ".join(part._nested() for part in self.parts)
+
+    def _nested(self) -> str:
+        return f"({self.describe()})" if len(self.parts) > 1 else self.describe()
+
+
+class Not(Requirement):
+    """Allows when ``part`` does not (``~part``).  A part that raises still denies."""
+
+    def __init__(self, part: Requirement) -> None:
+        if not isinstance(part, Requirement):
+            raise TypeError(f"not a requirement: {part!r}")
+        self.part = part
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return not self.part._matches(identity)
+
+    def children(self) -> tuple[Requirement, ...]:
+        return (self.part,)
+
+    def describe(self) -> str:
+        return f"not {self.part._nested()}"
+
+
+class ClientRequirement(Requirement):
+    """Allows a client whose identity satisfies every given condition.
+
+    ``alternatives`` (positional): strings are exact principals (case-sensitive comparison of
+    the parsed name), requirement objects are matched; the client must satisfy at least one of
+    them.  ``trust_domain``: the client's SPIFFE ID must belong to it.  ``predicate``: any
+    further test of the :class:`ClientIdentity` (one that raises denies).  The three kinds of
+    condition combine with AND.
+    """
+
+    def __init__(
+        self,
+        *alternatives: str | Requirement,
+        trust_domain: str | None = None,
+        predicate: Callable[[ClientIdentity], bool] | None = None,
+    ) -> None:
+        principals: list[str] = []
+        matchers: list[Requirement] = []
+        for alternative in alternatives:
+            if isinstance(alternative, Requirement):
+                matchers.append(alternative)
+            else:
+                principals.append(check_name(alternative, "principal"))
+        if trust_domain is not None and not _TRUST_DOMAIN.fullmatch(trust_domain):
+            raise ValueError(f"invalid SPIFFE trust domain {trust_domain!r}")
+        self.principals = frozenset(principals)
+        self.matchers = tuple(matchers)
+        self.trust_domain = trust_domain
+        self.predicate = predicate
+
+    def children(self) -> tuple[Requirement, ...]:
+        return self.matchers
+
+    def describe(self) -> str:
+        alternatives = []
+        if self.principals:
+            alternatives.append("principal in " + ", ".join(sorted(self.principals)))
+        alternatives += [matcher._nested() for matcher in self.matchers]
+        parts = []
+        if alternatives:
+            either = " or ".join(alternatives)
+            conditions = self.trust_domain is not None or self.predicate is not None
+            parts.append(f"({either})" if conditions and len(alternatives) > 1 else either)
+        if self.trust_domain:
+            parts.append(f"SPIFFE trust domain {self.trust_domain}")
+        if self.predicate is not None:
+            parts.append(f"predicate {getattr(self.predicate, '__name__', repr(self.predicate))}")
+        return " and ".join(parts) or "any valid client certificate"
+
+    def _nested(self) -> str:
+        described = self.describe()
+        return f"({described})" if " and " in described or " or " in described else described
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        if (
+            (self.principals or self.matchers)
+            and identity.principal not in self.principals
+            and not any(matcher._matches(identity) for matcher in self.matchers)
+        ):
+            return False
+        if self.trust_domain is not None and identity.trust_domain != self.trust_domain:
+            return False
+        if self.predicate is None:
+            return True
+        return run_predicate(self.predicate, identity)
+
+
+def run_predicate(predicate: Callable[[ClientIdentity], object], identity: ClientIdentity) -> bool:
+    """``bool(predicate(identity))``; a predicate that raises is logged and denies the whole
+    requirement (it propagates as an internal signal, so ``~`` cannot turn it into a pass)."""
+    try:
+        return bool(predicate(identity))
+    except Exception:  # a failing predicate denies (fail closed), it does not crash
+        logger.exception("authorization predicate %r raised; denying", predicate)
+        raise _Denied from None
 
 
 def require_client(
-    *principals: str,
+    *alternatives: str | Requirement,
     trust_domain: str | None = None,
     predicate: Callable[[ClientIdentity], bool] | None = None,
 ) -> ClientRequirement:
     """Require a client certificate whose identity satisfies the given conditions.
 
-    See :class:`ClientRequirement`; with no arguments any valid client is allowed.
+    Positional arguments are alternatives (exact principal strings or requirement objects
+    such as ``spiffe_glob(...)`` or ``role(...)``); see :class:`ClientRequirement`.  With no
+    arguments any valid client is allowed.
     """
-    return ClientRequirement(*principals, trust_domain=trust_domain, predicate=predicate)
+    return ClientRequirement(*alternatives, trust_domain=trust_domain, predicate=predicate)
+
+
+class Public:
+    """The ``PUBLIC`` marker: this route is deliberately open, with or without a certificate.
+
+    - decorator: ``@PUBLIC`` (or ``@public``) marks the endpoint and returns it unchanged;
+    - FastAPI dependency: ``Depends(PUBLIC)`` returns the identity or ``None``;
+    - path table value: ``policies={"/health": PUBLIC}``.
+
+    It allows everything; its point is to be *declared*, so that a ``deny_by_default`` app
+    serves the route and the audit lists it as public rather than forgotten.
+    """
+
+    _instance: Public | None = None
+
+    def __new__(cls) -> Public:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "PUBLIC"
+
+    def describe(self) -> str:
+        return "public"
+
+    @property
+    def __wrapped__(self) -> Callable[[HTTPConnection], Any]:
+        return self._dependency
+
+    async def _dependency(self, connection: HTTPConnection) -> ClientIdentity | None:
+        return get_client_identity(connection)
+
+    @overload
+    def __call__(self, connection: HTTPConnection) -> Any: ...
+
+    @overload
+    def __call__(self, connection: F) -> F: ...
+
+    def __call__(self, connection: Any) -> Any:
+        # FastAPI passes the dependency's argument by name: it must be "connection".
+        if isinstance(connection, HTTPConnection):
+            return self._dependency(connection)
+        if not callable(connection):
+            raise TypeError("PUBLIC decorates an endpoint or serves as a dependency")
+        marks = declared_requirements(connection)
+        if any(isinstance(mark, Requirement) for mark in marks):
+            raise TypeError(f"{connection!r} has a requirement; it cannot also be PUBLIC")
+        setattr(connection, REQUIREMENTS_ATTRIBUTE, (*marks, self))
+        return connection
+
+
+#: The public marker (see :class:`Public`).  ``public`` is the same object.
+PUBLIC: Final = Public()
+public: Final = PUBLIC
+
+
+def declared_requirements(endpoint: object) -> tuple[Requirement | Public, ...]:
+    """What the decorators on ``endpoint`` declared (requirements, or ``PUBLIC``)."""
+    marks = getattr(endpoint, REQUIREMENTS_ATTRIBUTE, ())
+    return tuple(m for m in marks if isinstance(m, Requirement | Public))
 
 
 def _error_response(exc: CertificateRejected) -> Response:

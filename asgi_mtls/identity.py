@@ -3,18 +3,23 @@
 Names are read as parsed X.509 values (subject attributes, subjectAltName entries), never by
 pattern-matching a DN string.  A SPIFFE ID is parsed strictly (SPIFFE ID spec, section 2);
 a URI SAN that looks like ``spiffe://`` but is malformed never becomes a principal.
+
+Subject attributes are flattened in certificate order: the attributes of a multi-valued RDN
+(``CN=alice+UID=42``) appear one after the other, in the order they are encoded.  A CN
+principal needs exactly one CN in the whole subject, whichever RDN holds it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from starlette.authentication import BaseUser
 from starlette.requests import HTTPConnection
@@ -89,6 +94,11 @@ class ClientIdentity:
 
     ``subject`` and ``issuer`` are RFC 4514 strings for display and logs; compare on the
     parsed fields (``subject_attributes``, SANs, ``spiffe_id``, ``fingerprint_sha256``).
+
+    ``spki_sha256`` is the SHA-256 of the leaf's SubjectPublicKeyInfo (hex; the value an HPKP
+    ``pin-sha256`` encodes in base64).  ``groups`` are the Kubernetes groups (the subject's
+    ``O`` values) under the ``kubernetes`` principal strategy, else empty.  ``roles`` are the
+    role names the middleware's role map granted, computed once per certificate.
     """
 
     principal: str
@@ -108,6 +118,9 @@ class ClientIdentity:
     source: str
     certificate: x509.Certificate = field(repr=False, compare=False)
     chain: tuple[x509.Certificate, ...] = field(default=(), repr=False, compare=False)
+    spki_sha256: str = ""
+    groups: tuple[str, ...] = ()
+    roles: frozenset[str] = frozenset()
 
     @property
     def trust_domain(self) -> str | None:
@@ -151,7 +164,16 @@ class ClientUser(BaseUser):
 
 
 PrincipalStrategy = Literal[
-    "default", "spiffe", "uri", "dns", "email", "cn", "subject", "fingerprint"
+    "default",
+    "spiffe",
+    "uri",
+    "dns",
+    "email",
+    "cn",
+    "subject",
+    "fingerprint",
+    "kubernetes",
+    "envoy",
 ]
 #: A callable receives the identity with ``principal == ""`` and returns the name, or ``None``
 #: to refuse the certificate (reason ``no_principal``).
@@ -171,10 +193,17 @@ def _non_spiffe_uris(identity: ClientIdentity) -> tuple[str, ...]:
     return tuple(u for u in identity.uris if not u.lower().startswith("spiffe:"))
 
 
+def _has_invalid_spiffe(identity: ClientIdentity) -> bool:
+    """A ``spiffe:`` URI SAN without a valid SPIFFE ID: malformed, or not the only URI."""
+    return identity.spiffe_id is None and any(
+        u.lower().startswith("spiffe:") for u in identity.uris
+    )
+
+
 def _default(identity: ClientIdentity) -> str | None:
     if identity.spiffe_id is not None:
         return str(identity.spiffe_id)
-    if any(u.lower().startswith("spiffe:") for u in identity.uris):
+    if _has_invalid_spiffe(identity):
         return None  # an invalid SPIFFE ID must not fall through to another name
     return (
         _first(identity.uris)
@@ -182,6 +211,20 @@ def _default(identity: ClientIdentity) -> str | None:
         or _first(identity.emails)
         or _single_cn(identity)
     )
+
+
+def _kubernetes(identity: ClientIdentity) -> str | None:
+    """Kubernetes' x509 client authenticator: the user is the CN (exactly one), the groups
+    are the ``O`` values (see :func:`build_identity`)."""
+    return _single_cn(identity)
+
+
+def _envoy(identity: ClientIdentity) -> str | None:
+    """Envoy's RBAC ``principal_name`` order: the first URI SAN, else the first DNS SAN, else
+    the subject.  A malformed SPIFFE URI stops the search, as in ``default``."""
+    if _has_invalid_spiffe(identity):
+        return None
+    return _first(identity.uris) or _first(identity.dns_names) or identity.subject or None
 
 
 _STRATEGIES: Final[dict[str, PrincipalMapper]] = {
@@ -193,6 +236,8 @@ _STRATEGIES: Final[dict[str, PrincipalMapper]] = {
     "cn": _single_cn,
     "subject": lambda i: i.subject or None,
     "fingerprint": lambda i: i.fingerprint_sha256,
+    "kubernetes": _kubernetes,
+    "envoy": _envoy,
 }
 
 
@@ -224,6 +269,16 @@ _SHORT_NAMES: Final[dict[x509.ObjectIdentifier, str]] = {
 }
 
 
+def _spki_sha256(certificate: x509.Certificate) -> str:
+    try:
+        spki = certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except Exception:  # an exotic key type: no pin can match (fail closed)
+        return ""
+    return hashlib.sha256(spki).hexdigest()
+
+
 def _text(value: object) -> str:
     text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
     if "\x00" in text:
@@ -236,7 +291,8 @@ def build_identity(
 ) -> ClientIdentity:
     """Read a validated chain (leaf first) into a :class:`ClientIdentity`.
 
-    Raises ``CertificateRejected`` with ``no_principal`` when the mapper finds no name.
+    Raises ``CertificateRejected`` with ``no_principal`` when the mapper finds no name.  Under
+    the ``kubernetes`` strategy the subject's ``O`` values become ``groups``.
     """
     leaf = chain[0]
     attributes = tuple(
@@ -278,6 +334,7 @@ def build_identity(
         source=source,
         certificate=leaf,
         chain=chain,
+        spki_sha256=_spki_sha256(leaf),
     )
     name = principal(identity)
     if not name:
@@ -286,7 +343,8 @@ def build_identity(
         )
     if "\x00" in name:
         raise CertificateRejected(RejectionReason.MALFORMED, "principal contains NUL")
-    return replace(identity, principal=name)
+    groups = identity.attribute("O") if principal is _kubernetes else ()
+    return replace(identity, principal=name, groups=groups)
 
 
 def get_client_identity(connection: HTTPConnection | Mapping[str, object]) -> ClientIdentity | None:

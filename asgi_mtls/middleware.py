@@ -8,8 +8,10 @@ A pure ASGI middleware.  For each HTTP request and WebSocket it
    client costs a dictionary lookup,
 3. maps it to a :class:`~asgi_mtls.identity.ClientIdentity`,
 4. passes a copy of the scope down with ``scope["user"]`` / ``scope["auth"]`` (Starlette's
-   conventions, so ``request.user`` and ``@requires`` work) and
-   ``scope["asgi_mtls.identity"]``.
+   conventions, so ``request.user`` and ``@requires`` work; the client's roles are auth
+   scopes) and ``scope["asgi_mtls.identity"]``,
+5. optionally authorizes before the app runs: a path policy table (``policies=``), and
+   ``deny_by_default`` (a route that declares no requirement is refused, 403 ``forbidden``).
 
 A certificate that is presented but not acceptable ends the request with a typed rejection
 (see :mod:`asgi_mtls.errors`), on every route but the exempt ones: it is never downgraded to
@@ -19,15 +21,18 @@ an anonymous request.  Lifespan and other scope types pass through untouched.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from asgi_mtls.authorization import rejection_handler
+from asgi_mtls.audit import RouteGate
+from asgi_mtls.authorization import Requirement, rejection_handler
 from asgi_mtls.cache import VerificationCache
 from asgi_mtls.errors import CertificateRejected, RejectionReason, log_rejection, send_rejection
 from asgi_mtls.identity import (
@@ -39,6 +44,8 @@ from asgi_mtls.identity import (
     build_identity,
     resolve_principal_mapper,
 )
+from asgi_mtls.policies import PathPolicies, Policy
+from asgi_mtls.roles import RoleMap, load_roles
 from asgi_mtls.sources import (
     CertificateSource,
     NginxHeaderSource,
@@ -96,7 +103,19 @@ class MTLSMiddleware:
         nginx's header (believed only from ``trusted_proxies``; from anyone else it is
         rejected as ``untrusted_proxy``).
     :param principal: a strategy name (``"default"``, ``"spiffe"``, ``"uri"``, ``"dns"``,
-        ``"email"``, ``"cn"``, ``"subject"``, ``"fingerprint"``) or a callable.
+        ``"email"``, ``"cn"``, ``"subject"``, ``"fingerprint"``, ``"kubernetes"``,
+        ``"envoy"``) or a callable.
+    :param roles: a :class:`~asgi_mtls.roles.RoleMap`, the path of a TOML/JSON role file, or a
+        mapping of role name to rules.  Evaluated once per certificate; the roles land on
+        ``ClientIdentity.roles`` and in ``scope["auth"].scopes``.  A bad file is a
+        ``RoleConfigError`` when the middleware is built.
+    :param policies: a path table ``{pattern: requirement or PUBLIC}`` checked before the app
+        runs (see :mod:`asgi_mtls.policies`: exact or ``*``-prefix patterns on
+        ``scope["path"]``, most specific wins).
+    :param deny_by_default: refuse (403 ``forbidden``) every request whose route declares no
+        requirement and is not covered by a policy, before the endpoint runs.  Declare one
+        with ``require_client``/a matcher (decorator or dependency), ``PUBLIC``, or a policy.
+        A path no route matches still gets the app's 404.
     :param require_certificate: refuse (401 ``missing``) any request without a certificate,
         except on ``exempt_paths``.
     :param exempt_paths: paths on which no certificate is read at all (health checks).  An
@@ -129,6 +148,9 @@ class MTLSMiddleware:
         on_untrusted_header: str = "reject",
         cache_size: int = 4096,
         clock: Callable[[], float] = time.time,
+        roles: RoleMap | str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        policies: Mapping[str, Policy] | Iterable[tuple[str, Policy]] | None = None,
+        deny_by_default: bool = False,
     ) -> None:
         self.app = app
         if isinstance(trust, CertificateValidator):
@@ -155,6 +177,7 @@ class MTLSMiddleware:
         self.principal = resolve_principal_mapper(principal)
         self.require_certificate = require_certificate
         exempt = list(exempt_paths)
+        self.exempt_paths = tuple(exempt)
         self._exempt_exact = frozenset(p for p in exempt if not p.endswith("*"))
         self._exempt_prefixes = tuple(p[:-1] for p in exempt if p.endswith("*"))
         self.trust_scope_client = trust_scope_client
@@ -163,6 +186,11 @@ class MTLSMiddleware:
         self.ignore_untrusted_headers = on_untrusted_header == "ignore"
         self.cache: VerificationCache[_Outcome] = VerificationCache(cache_size, clock=clock)
         self._clock = clock
+        self.roles = load_roles(roles)
+        self.policies = PathPolicies(policies or {})
+        self.deny_by_default = deny_by_default
+        # Built now, so that an app whose routes cannot be found fails at startup.
+        self._gate = RouteGate(app) if deny_by_default else None
         _register_rejection_handler(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -186,13 +214,41 @@ class MTLSMiddleware:
             scope["auth"] = AuthCredentials()
         else:
             scope["user"] = ClientUser(identity)
-            scope["auth"] = AuthCredentials(["authenticated"])
+            scope["auth"] = AuthCredentials(["authenticated", *sorted(identity.roles)])
+        try:
+            self.authorize(scope)
+        except CertificateRejected as exc:
+            self._log_rejection(scope, exc)
+            await send_rejection(scope, send, exc)
+            return
         try:
             await self.app(scope, receive, send)
         except CertificateRejected as exc:
             # Raised by a route requirement (FastAPI dependency) before any response started.
             self._log_rejection(scope, exc)
             await send_rejection(scope, send, exc)
+
+    def authorize(self, scope: Scope) -> None:
+        """The middleware's own authorization, before the app runs: the most specific path
+        policy, else (``deny_by_default``) the route must declare a requirement.  Raises
+        :class:`CertificateRejected` (``missing`` 401 / ``forbidden`` 403)."""
+        path = scope.get("path", "")
+        found = self.policies.lookup(path) if self.policies else None
+        if found is not None:
+            pattern, policy = found
+            if isinstance(policy, Requirement):
+                try:
+                    policy.check(scope)
+                except CertificateRejected as exc:
+                    exc.log_detail = f"policy {pattern}: {exc.log_detail}"
+                    raise
+            return
+        if self._gate is not None and self._gate.declared(scope) is False:
+            raise CertificateRejected(
+                RejectionReason.FORBIDDEN,
+                "deny_by_default: the route declares no requirement"
+                f" ({scope.get('method', 'WEBSOCKET')} {path})",
+            )
 
     def _is_exempt(self, path: str) -> bool:
         return path in self._exempt_exact or (
@@ -251,6 +307,8 @@ class MTLSMiddleware:
                 return _NO_CERTIFICATE, now + POSITIVE_TTL
             verified = self.validator.validate(presented.leaf, presented.chain)
             identity = build_identity(verified.chain, source=source.name, principal=self.principal)
+            if self.roles is not None:
+                identity = replace(identity, roles=self.roles.roles_for(identity))
         except CertificateRejected as exc:
             return exc, now + NEGATIVE_TTL
         except Exception as exc:  # fail closed: any validator fault is a rejection

@@ -182,3 +182,83 @@ def test_confusable_names_stay_distinct():
     cyrillic = identity_of(ca.issue_client("\u0430dmin"))
     zero_width = identity_of(ca.issue_client("ad\u200bmin"))
     assert len({latin.principal, cyrillic.principal, zero_width.principal}) == 3
+
+
+def test_kubernetes_strategy():
+    ca = CertificateAuthority()
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "team-a"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "system:node:worker-1"),
+        ]
+    )
+    identity = identity_of(ca.issue(subject=name, dns_names=["worker-1.example"]), "kubernetes")
+    assert identity.principal == "system:node:worker-1"  # the CN, not the DNS SAN
+    assert identity.groups == ("system:masters", "team-a")
+    assert identity_of(ca.issue_client("bob"), "kubernetes").groups == ()
+    # no CN (or two): no user, the certificate is refused
+    with pytest.raises(CertificateRejected) as info:
+        identity_of(ca.issue_client(dns_names=["x.example"]), "kubernetes")
+    assert info.value.reason is RejectionReason.NO_PRINCIPAL
+
+
+def test_envoy_strategy_order():
+    ca = CertificateAuthority()
+    uri = ca.issue_client("cn", uris=["urn:x:1", "urn:x:2"], dns_names=["d.example"])
+    assert identity_of(uri, "envoy").principal == "urn:x:1"
+    spiffe = ca.issue_client("cn", spiffe_id="spiffe://bank.example/a", dns_names=["d.example"])
+    assert identity_of(spiffe, "envoy").principal == "spiffe://bank.example/a"
+    assert identity_of(ca.issue_client("cn", dns_names=["d.example"]), "envoy").principal == (
+        "d.example"
+    )
+    cn_only = ca.issue_client("svc", organization="Bank", emails=["svc@bank.example"])
+    assert identity_of(cn_only, "envoy").principal == "CN=svc,O=Bank"  # emails are skipped
+    bad = ca.issue_client("cn", uris=["spiffe://Bank.example/x"], dns_names=["d.example"])
+    with pytest.raises(CertificateRejected) as info:
+        identity_of(bad, "envoy")  # a malformed SPIFFE ID never falls through
+    assert info.value.reason is RejectionReason.NO_PRINCIPAL
+
+
+def test_multi_valued_rdn_is_flattened_in_order():
+    ca = CertificateAuthority()
+    name = x509.Name(
+        [
+            x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bank")]),
+            x509.RelativeDistinguishedName(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, "alice"),
+                    x509.NameAttribute(NameOID.USER_ID, "42"),
+                ]
+            ),
+        ]
+    )
+    cert = ca.issue(subject=name)
+    identity = identity_of(cert, "cn")
+    assert identity.principal == "alice"  # exactly one CN in the whole subject
+    # RDNs in certificate order; a multi-valued RDN's attributes one after the other
+    assert identity.subject_attributes[0] == ("O", "Bank")
+    assert set(identity.subject_attributes[1:]) == {("CN", "alice"), ("UID", "42")}
+    assert identity.attribute("UID") == ("42",)
+    assert identity.subject in ("CN=alice+UID=42,O=Bank", "UID=42+CN=alice,O=Bank")
+    # two CNs inside one multi-valued RDN are still two CNs: no CN principal
+    double = x509.Name(
+        [
+            x509.RelativeDistinguishedName(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, "alice"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "admin"),
+                ]
+            )
+        ]
+    )
+    with pytest.raises(CertificateRejected) as info:
+        identity_of(ca.issue(subject=double), "cn")
+    assert info.value.reason is RejectionReason.NO_PRINCIPAL
+
+
+def test_spki_digest_is_set(pki):
+    identity = identity_of(pki.payments)
+    assert len(identity.spki_sha256) == 64
+    assert identity.spki_sha256 != identity.fingerprint_sha256
+    assert identity.roles == frozenset() and identity.groups == ()

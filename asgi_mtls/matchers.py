@@ -1,0 +1,507 @@
+"""Matchers: the building blocks of route requirements.
+
+Each function returns a :class:`~asgi_mtls.authorization.Requirement`, so a matcher is used
+exactly like ``require_client(...)`` (decorator, FastAPI dependency, path-table value, or a
+positional argument of ``require_client``) and combines with ``&``, ``|`` and ``~``::
+
+    admin = role("payments-admin") | principal("spiffe://bank.example/ops")
+    web = spiffe_glob("spiffe://prod.example/ns/*/sa/web")
+    sre = subject_attribute("OU", "SRE") & issuer("CN=Corp Issuing CA,O=Corp")
+
+Comparison rules, the same everywhere:
+
+- values are compared exactly as parsed from the certificate: case-sensitive, no trimming,
+  no Unicode case folding or NFKC normalisation, so ``\u0430dmin`` (with a Cyrillic a)
+  never equals ``admin`` and a glob's literal parts never match a look-alike;
+- configured names and patterns are checked when the matcher is built: empty values,
+  invisible or control characters (NUL, zero-width space, bidi controls) are a ``ValueError``;
+- globs: ``*`` matches within one segment (never across the separator, ``/`` for principals
+  and SPIFFE paths, ``.`` for DNS names); a segment that is exactly ``*`` matches one whole,
+  non-empty segment; a segment that is exactly ``**`` matches one or more whole segments.
+  Every other character is literal (``?``, ``[``, ``\\`` included).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from cryptography import x509
+
+from asgi_mtls.authorization import (
+    AllOf,
+    AnyOf,
+    ClientRequirement,
+    Not,
+    Requirement,
+    check_name,
+    run_predicate,
+)
+from asgi_mtls.identity import _SHORT_NAMES, ClientIdentity, parse_spiffe_id
+
+__all__ = [
+    "Glob",
+    "all_of",
+    "any_client",
+    "any_of",
+    "dns_name",
+    "fingerprint",
+    "group",
+    "issuer",
+    "not_",
+    "predicate",
+    "principal",
+    "principal_glob",
+    "role",
+    "spiffe_glob",
+    "spiffe_prefix",
+    "spki_pin",
+    "subject_attribute",
+    "trust_domain",
+]
+
+_TRUST_DOMAIN: Final = re.compile(r"[a-z0-9._-]+")
+_SPIFFE_SEGMENT_PATTERN: Final = re.compile(r"[A-Za-z0-9._*-]+")
+_ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*")
+_DOTTED_OID: Final = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*))+")
+#: Subject attribute names as ClientIdentity spells them, and their OIDs.
+_ATTRIBUTE_NAMES: Final = frozenset(_SHORT_NAMES.values())
+_SHORT_NAME_OF_OID: Final = {oid.dotted_string: name for oid, name in _SHORT_NAMES.items()}
+
+
+def _names(values: Iterable[str], what: str) -> frozenset[str]:
+    names = frozenset(check_name(value, what) for value in values)
+    if not names:
+        raise ValueError(f"at least one {what} is needed")
+    return names
+
+
+def _listed(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names))
+
+
+class Glob:
+    """A compiled glob over ``separator``-delimited text (see the module docstring)."""
+
+    def __init__(self, pattern: str, separator: str = "/") -> None:
+        self.pattern = check_name(pattern, "pattern")
+        self.separator = separator
+        sep = re.escape(separator)
+        one = f"[^{sep}]"
+        pieces = []
+        for segment in pattern.split(separator):
+            if segment == "**":
+                pieces.append(f"{one}+(?:{sep}{one}+)*")
+            elif "**" in segment:
+                raise ValueError(f"'**' must be a whole segment in pattern {pattern!r}")
+            elif segment == "*":
+                pieces.append(f"{one}+")
+            else:
+                pieces.append(f"{one}*".join(re.escape(part) for part in segment.split("*")))
+        self.regex = re.compile(sep.join(pieces))
+
+    def matches(self, value: str) -> bool:
+        return self.regex.fullmatch(value) is not None
+
+    @property
+    def is_literal(self) -> bool:
+        return "*" not in self.pattern
+
+    def __repr__(self) -> str:
+        return f"Glob({self.pattern!r})"
+
+
+# -- names ----------------------------------------------------------------------------------
+
+
+class _Principal(Requirement):
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return identity.principal in self.names
+
+    def describe(self) -> str:
+        return f"principal in {_listed(self.names)}"
+
+
+def principal(*names: str) -> Requirement:
+    """The principal equals one of ``names`` (exact comparison)."""
+    return _Principal(_names(names, "principal"))
+
+
+class _PrincipalGlob(Requirement):
+    def __init__(self, globs: tuple[Glob, ...]) -> None:
+        self.globs = globs
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return any(glob.matches(identity.principal) for glob in self.globs)
+
+    def describe(self) -> str:
+        return "principal matches " + " or ".join(glob.pattern for glob in self.globs)
+
+
+def principal_glob(*patterns: str) -> Requirement:
+    """The principal matches one of the glob ``patterns``; ``*`` stays within one
+    ``/``-separated segment, ``**`` spans segments.  For SPIFFE IDs prefer
+    :func:`spiffe_glob`, which also checks the pattern is a valid SPIFFE ID pattern."""
+    if not patterns:
+        raise ValueError("at least one pattern is needed")
+    return _PrincipalGlob(tuple(Glob(pattern, "/") for pattern in patterns))
+
+
+class _SpiffeGlob(Requirement):
+    def __init__(self, patterns: tuple[tuple[str, Glob | None, str], ...]) -> None:
+        self.patterns = patterns  # (trust domain, path glob or None for no path, text)
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        spiffe = identity.spiffe_id
+        if spiffe is None:
+            return False
+        for domain, glob, _ in self.patterns:
+            if spiffe.trust_domain != domain:
+                continue
+            if glob is None:
+                if spiffe.path == "":
+                    return True
+            elif spiffe.path and glob.matches(spiffe.path[1:]):
+                return True
+        return False
+
+    def describe(self) -> str:
+        return "SPIFFE ID matches " + " or ".join(text for _, _, text in self.patterns)
+
+
+def _spiffe_pattern(pattern: str) -> tuple[str, Glob | None, str]:
+    check_name(pattern, "SPIFFE ID pattern")
+    if not pattern.startswith("spiffe://"):
+        raise ValueError(f"SPIFFE ID pattern {pattern!r} must start with 'spiffe://'")
+    domain, slash, path = pattern[len("spiffe://") :].partition("/")
+    if not _TRUST_DOMAIN.fullmatch(domain):
+        raise ValueError(
+            f"invalid trust domain {domain!r} in SPIFFE ID pattern {pattern!r}"
+            " (wildcards are for the path only)"
+        )
+    if not slash:
+        return domain, None, pattern
+    for segment in path.split("/"):
+        if not _SPIFFE_SEGMENT_PATTERN.fullmatch(segment) or segment in (".", ".."):
+            raise ValueError(f"invalid path segment {segment!r} in SPIFFE ID pattern {pattern!r}")
+    return domain, Glob(path, "/"), pattern
+
+
+def spiffe_glob(*patterns: str) -> Requirement:
+    """The client's (strictly parsed) SPIFFE ID matches one of ``patterns``, e.g.
+    ``spiffe://prod.example/ns/*/sa/web``.  The trust domain is literal; path segments may
+    use ``*`` and ``**``.  A client without a valid SPIFFE ID never matches."""
+    if not patterns:
+        raise ValueError("at least one pattern is needed")
+    return _SpiffeGlob(tuple(_spiffe_pattern(pattern) for pattern in patterns))
+
+
+class _SpiffePrefix(Requirement):
+    def __init__(self, prefixes: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        self.prefixes = prefixes  # (trust domain, path segments)
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        spiffe = identity.spiffe_id
+        if spiffe is None:
+            return False
+        segments = tuple(spiffe.path.split("/")[1:]) if spiffe.path else ()
+        return any(
+            spiffe.trust_domain == domain and segments[: len(prefix)] == prefix
+            for domain, prefix in self.prefixes
+        )
+
+    def describe(self) -> str:
+        texts = [f"spiffe://{d}" + "".join("/" + s for s in p) for d, p in self.prefixes]
+        return "SPIFFE ID under " + " or ".join(texts)
+
+
+def spiffe_prefix(*prefixes: str) -> Requirement:
+    """The client's SPIFFE ID is one of ``prefixes`` or below it, segment by segment:
+    ``spiffe://bank.example/ns/pay`` covers ``.../ns/pay`` and ``.../ns/pay/sa/web`` but not
+    ``.../ns/payments``."""
+    if not prefixes:
+        raise ValueError("at least one SPIFFE ID prefix is needed")
+    parsed = []
+    for prefix in prefixes:
+        spiffe = parse_spiffe_id(check_name(prefix, "SPIFFE ID prefix"))
+        segments = tuple(spiffe.path.split("/")[1:]) if spiffe.path else ()
+        parsed.append((spiffe.trust_domain, segments))
+    return _SpiffePrefix(tuple(parsed))
+
+
+class _TrustDomain(Requirement):
+    def __init__(self, domains: frozenset[str]) -> None:
+        self.domains = domains
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return identity.trust_domain is not None and identity.trust_domain in self.domains
+
+    def describe(self) -> str:
+        return f"SPIFFE trust domain {_listed(self.domains)}"
+
+
+def trust_domain(*domains: str) -> Requirement:
+    """The client's SPIFFE ID belongs to one of the trust ``domains``."""
+    for domain in domains:
+        if not isinstance(domain, str) or not _TRUST_DOMAIN.fullmatch(domain):
+            raise ValueError(f"invalid SPIFFE trust domain {domain!r}")
+    return _TrustDomain(_names(domains, "trust domain"))
+
+
+class _DnsName(Requirement):
+    def __init__(self, globs: tuple[Glob, ...]) -> None:
+        self.globs = globs
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return any(glob.matches(name) for glob in self.globs for name in identity.dns_names)
+
+    def describe(self) -> str:
+        return "DNS name matches " + " or ".join(glob.pattern for glob in self.globs)
+
+
+def dns_name(*patterns: str) -> Requirement:
+    """One of the client's DNS SANs matches one of ``patterns`` (globs over ``.``-separated
+    labels: ``*.internal.example`` matches ``a.internal.example``, not
+    ``a.b.internal.example``).  Exact comparison: DNS names are not case-folded."""
+    if not patterns:
+        raise ValueError("at least one pattern is needed")
+    return _DnsName(tuple(Glob(pattern, ".") for pattern in patterns))
+
+
+class _Group(Requirement):
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return not self.names.isdisjoint(identity.groups)
+
+    def describe(self) -> str:
+        return f"group in {_listed(self.names)}"
+
+
+def group(*names: str) -> Requirement:
+    """The client is in one of the Kubernetes groups ``names`` (``ClientIdentity.groups``,
+    set by the ``kubernetes`` principal strategy from the subject's ``O`` values)."""
+    return _Group(_names(names, "group"))
+
+
+# -- certificate attributes -----------------------------------------------------------------
+
+
+class _SubjectAttribute(Requirement):
+    def __init__(self, name: str, values: frozenset[str]) -> None:
+        self.name = name
+        self.values = values
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return any(value in self.values for value in identity.attribute(self.name))
+
+    def describe(self) -> str:
+        return f"subject {self.name} in {_listed(self.values)}"
+
+
+def subject_attribute(name: str, *values: str) -> Requirement:
+    """One of the subject's ``name`` attributes equals one of ``values``:
+    ``subject_attribute("OU", "SRE")``.  ``name`` is a short name (``CN``, ``O``, ``OU``,
+    ``C``, ``ST``, ``L``, ``STREET``, ``DC``, ``UID``, ``serialNumber``, ``emailAddress``) or a
+    dotted OID (the OID of a named attribute means that attribute); anything else is a
+    ``ValueError`` (a typo must not silently match nothing)."""
+    if name not in _ATTRIBUTE_NAMES and not _DOTTED_OID.fullmatch(str(name)):
+        known = ", ".join(sorted(_ATTRIBUTE_NAMES))
+        raise ValueError(f"unknown subject attribute {name!r}; use one of {known} or an OID")
+    name = _SHORT_NAME_OF_OID.get(name, name)
+    return _SubjectAttribute(name, _names(values, f"{name} value"))
+
+
+def _name_key(name: x509.Name) -> tuple[frozenset[tuple[str, object]], ...]:
+    """A parsed Name as comparable values: RDNs in order, each a set of (OID, value)."""
+    return tuple(
+        frozenset((attribute.oid.dotted_string, attribute.value) for attribute in rdn)
+        for rdn in name.rdns
+    )
+
+
+class _Issuer(Requirement):
+    def __init__(self, names: tuple[x509.Name, ...]) -> None:
+        self.names = names
+        self.keys = frozenset(_name_key(name) for name in names)
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return _name_key(identity.certificate.issuer) in self.keys
+
+    def describe(self) -> str:
+        return "issuer " + " or ".join(name.rfc4514_string() for name in self.names)
+
+
+def issuer(*names: str | x509.Name) -> Requirement:
+    """The leaf certificate was issued by a CA with one of these names (RFC 4514 strings such
+    as ``"CN=Corp Issuing CA,O=Corp"``, or ``x509.Name``).  Compared as parsed names, RDN by
+    RDN and value by value, exactly (no case folding)."""
+    parsed = []
+    for name in names:
+        if isinstance(name, x509.Name):
+            value = name
+        else:
+            check_name(name, "issuer")
+            try:
+                value = x509.Name.from_rfc4514_string(name)
+            except ValueError as exc:
+                raise ValueError(f"invalid issuer name {name!r}: {exc}") from None
+        if len(value) == 0:
+            raise ValueError("an issuer name must not be empty")
+        for attribute in value:
+            if isinstance(attribute.value, str):
+                check_name(attribute.value, "issuer attribute value")
+        parsed.append(value)
+    if not parsed:
+        raise ValueError("at least one issuer is needed")
+    return _Issuer(tuple(parsed))
+
+
+# -- keys and certificates ------------------------------------------------------------------
+
+
+def _hex_digest(value: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"invalid {what} {value!r}")
+    cleaned = value.strip().replace(":", "").lower()
+    if len(cleaned) != 64 or any(c not in "0123456789abcdef" for c in cleaned):
+        raise ValueError(f"invalid {what} {value!r}: expected 64 hex digits (SHA-256)")
+    return cleaned
+
+
+class _Fingerprint(Requirement):
+    def __init__(self, digests: frozenset[str]) -> None:
+        self.digests = digests
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return identity.fingerprint_sha256 in self.digests
+
+    def describe(self) -> str:
+        return f"certificate SHA-256 in {_listed(self.digests)}"
+
+
+def fingerprint(*digests: str) -> Requirement:
+    """The leaf certificate's SHA-256 fingerprint is one of ``digests`` (hex, any case, ``:``
+    separators allowed)."""
+    if not digests:
+        raise ValueError("at least one fingerprint is needed")
+    return _Fingerprint(frozenset(_hex_digest(d, "fingerprint") for d in digests))
+
+
+def _pin_digest(pin: str) -> str:
+    if not isinstance(pin, str):
+        raise ValueError(f"invalid SPKI pin {pin!r}")
+    value = pin.strip()
+    for prefix in ("sha256//", "sha256/", 'pin-sha256="'):
+        if value.startswith(prefix):
+            value = value[len(prefix) :].rstrip('"')
+            break
+    if len(value.replace(":", "")) == 64:
+        return _hex_digest(value, "SPKI pin")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError(f"invalid SPKI pin {pin!r}: expected base64 or hex of a SHA-256")
+    return raw.hex()
+
+
+class _SpkiPin(Requirement):
+    def __init__(self, digests: frozenset[str]) -> None:
+        self.digests = digests
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return bool(identity.spki_sha256) and identity.spki_sha256 in self.digests
+
+    def describe(self) -> str:
+        pins = sorted(base64.b64encode(bytes.fromhex(d)).decode() for d in self.digests)
+        return "public key pin in " + ", ".join(pins)
+
+
+def spki_pin(*pins: str) -> Requirement:
+    """The leaf's public key is pinned: SHA-256 of its SubjectPublicKeyInfo equals one of
+    ``pins``, given as base64 (as in HPKP ``pin-sha256`` and curl ``sha256//``) or hex.  A pin
+    survives certificate renewal with the same key."""
+    if not pins:
+        raise ValueError("at least one SPKI pin is needed")
+    return _SpkiPin(frozenset(_pin_digest(pin) for pin in pins))
+
+
+# -- roles, predicates, combinations --------------------------------------------------------
+
+
+def check_role_name(name: object) -> str:
+    """``name`` if it is a valid role name (letters, digits, ``. _ : / @ -``, starting with a
+    letter or digit; not ``authenticated``, which Starlette's scopes already use)."""
+    if not isinstance(name, str) or not _ROLE_NAME.fullmatch(name):
+        raise ValueError(f"invalid role name {name!r}")
+    if name == "authenticated":
+        raise ValueError("'authenticated' is reserved (every client has it); pick another name")
+    return name
+
+
+class RoleRequirement(Requirement):
+    """The client has one of ``names`` (``ClientIdentity.roles``, from the role map)."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return not self.names.isdisjoint(identity.roles)
+
+    def describe(self) -> str:
+        return f"role in {_listed(self.names)}"
+
+
+def role(*names: str) -> Requirement:
+    """The client has one of the roles ``names``, granted by the middleware's ``roles=``
+    map.  Roles are also Starlette scopes, so ``@requires("name")`` works too."""
+    if not names:
+        raise ValueError("at least one role is needed")
+    return RoleRequirement(frozenset(check_role_name(name) for name in names))
+
+
+class _Predicate(Requirement):
+    def __init__(self, function: Callable[[ClientIdentity], object]) -> None:
+        self.function = function
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return run_predicate(self.function, identity)
+
+    def describe(self) -> str:
+        return f"predicate {getattr(self.function, '__name__', repr(self.function))}"
+
+
+def predicate(function: Callable[[ClientIdentity], object]) -> Requirement:
+    """``function(identity)`` is truthy.  One that raises denies (fail closed, logged)."""
+    if not callable(function):
+        raise TypeError(f"not callable: {function!r}")
+    return _Predicate(function)
+
+
+def any_client() -> Requirement:
+    """Any client with a valid certificate (the same as ``require_client()``)."""
+    return ClientRequirement()
+
+
+def all_of(*requirements: Requirement) -> Requirement:
+    """Every one of ``requirements`` (``a & b & c``)."""
+    return AllOf(*requirements)
+
+
+def any_of(*requirements: Requirement) -> Requirement:
+    """At least one of ``requirements`` (``a | b | c``)."""
+    return AnyOf(*requirements)
+
+
+def not_(requirement: Requirement) -> Requirement:
+    """Not ``requirement`` (``~requirement``); a part that raises still denies."""
+    return Not(requirement)
