@@ -37,7 +37,13 @@ from asgi_mtls.matchers import (
 )
 from asgi_mtls.middleware import MTLSMiddleware
 from asgi_mtls.roles import RoleConfigError, RoleMap
-from asgi_mtls.sources import NginxHeaderSource, TLSExtensionSource, TrustedProxies
+from asgi_mtls.sources import (
+    HeaderSource,
+    NginxHeaderSource,
+    TLSExtensionSource,
+    TrustedProxies,
+    header_source,
+)
 from asgi_mtls.validation import CertificateValidator, VerifiedChain
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "ClientIdentity",
     "ClientRequirement",
     "ClientUser",
+    "HeaderSource",
     "MTLSMiddleware",
     "NginxHeaderSource",
     "Public",
@@ -65,6 +72,7 @@ __all__ = [
     "fingerprint",
     "get_client_identity",
     "group",
+    "header_source",
     "issuer",
     "not_",
     "predicate",

@@ -67,18 +67,27 @@ NEGATIVE_TTL = 60.0
 POSITIVE_TTL = 3600.0
 
 
+_MAX_WRAPPED_DEPTH = 16
+
+
 def _register_rejection_handler(app: ASGIApp) -> None:
     """Added with ``app.add_middleware``, this middleware wraps Starlette's exception
-    middleware directly: teach it to answer a route requirement's ``CertificateRejected``
-    (FastAPI dependencies) with the same JSON as every other rejection, unless the app has a
-    handler of its own.  Wrapped from outside, the exception still propagates to
-    ``__call__``'s own handler, or, under ServerErrorMiddleware, to the app's
-    ``HTTPException`` handler (a 4xx, never a 500)."""
-    if isinstance(app, ExceptionMiddleware):
-        handlers = getattr(app, "_exception_handlers", {})
-        if CertificateRejected not in handlers:
-            # Starlette types handlers per connection kind; this one serves both.
-            app.add_exception_handler(CertificateRejected, cast(Any, rejection_handler))
+    middleware, directly or through other middleware: teach it to answer a route
+    requirement's ``CertificateRejected`` (FastAPI dependencies) with the same JSON as every
+    other rejection, unless the app has a handler of its own.  Wrapped from outside, the
+    exception still propagates to ``__call__``'s own handler, or, under
+    ServerErrorMiddleware, to the app's ``HTTPException`` handler (a 4xx, never a 500)."""
+    inner: object = app
+    for _ in range(_MAX_WRAPPED_DEPTH):  # other middleware may sit in between
+        if isinstance(inner, ExceptionMiddleware):
+            handlers = getattr(inner, "_exception_handlers", {})
+            if CertificateRejected not in handlers:
+                # Starlette types handlers per connection kind; this one serves both.
+                inner.add_exception_handler(CertificateRejected, cast(Any, rejection_handler))
+            return
+        inner = getattr(inner, "app", None)
+        if inner is None:
+            return
 
 
 class _NoCertificate:
@@ -267,7 +276,8 @@ class MTLSMiddleware:
                 continue
             if source.requires_trusted_proxy:
                 peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
-                proxies = getattr(source, "trusted_proxies", None) or self.trusted_proxies
+                own: TrustedProxies | None = getattr(source, "trusted_proxies", None)
+                proxies = own if own is not None else self.trusted_proxies  # [] trusts nobody
                 if not proxies.is_trusted(peer):
                     if self.ignore_untrusted_headers:
                         continue

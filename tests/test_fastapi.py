@@ -123,3 +123,17 @@ async def test_failing_predicate_denies(pki, caplog):
     assert response.status_code == 403
     assert reason(response) == "forbidden"
     assert "predicate" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_handler_registered_through_other_middleware(pki):
+    from starlette.middleware.gzip import GZipMiddleware
+
+    app = fastapi_app()
+    app.add_middleware(GZipMiddleware)  # ends up between MTLSMiddleware and the router
+    app.add_middleware(
+        MTLSMiddleware, trust=pki.root.certificate, intermediates=[pki.intermediate.certificate]
+    )
+    forbidden = await get(simulate_connection(app, pki.reports), "/payments")
+    assert forbidden.status_code == 403
+    assert reason(forbidden) == "forbidden"

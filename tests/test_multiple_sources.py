@@ -66,3 +66,17 @@ async def test_every_format_is_refused_from_an_untrusted_peer(pki, fmt):
     spoofed = await get(simulate_connection(middleware, peer="192.0.2.1"), "/whoami", headers)
     assert spoofed.status_code == 400
     assert reason(spoofed) == "untrusted_proxy"
+
+
+@pytest.mark.anyio
+async def test_an_empty_per_source_proxy_list_trusts_nobody(pki):
+    middleware = MTLSMiddleware(
+        starlette_app(),
+        trust=pki.root.certificate,
+        intermediates=[pki.intermediate.certificate],
+        trusted_proxies=["10.0.0.0/8"],
+        sources=[header_source("envoy", trusted_proxies=[])],
+    )
+    headers = encode_certificate_headers("envoy", pki.payments)
+    response = await get(simulate_connection(middleware, peer="10.1.2.3"), "/whoami", headers)
+    assert reason(response) == "untrusted_proxy"
