@@ -68,3 +68,14 @@ def pki() -> PKI:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def padded_client(pki: PKI) -> IssuedCertificate:
+    """A client certificate whose DER length is not a multiple of 3, so that its base64 form
+    always ends in '=' padding (tests that strip or bend the padding need one)."""
+    for _ in range(50):
+        cert = pki.intermediate.issue_client(spiffe_id="spiffe://bank.example/padded")
+        if len(cert.der) % 3:
+            return cert
+    raise AssertionError("no certificate with base64 padding in 50 tries")

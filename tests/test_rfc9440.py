@@ -61,11 +61,10 @@ def test_client_cert_round_trip(pki):
         lambda v: "",
     ],
 )
-def test_client_cert_syntax_errors(pki, mangle):
-    original = client_cert_header(pki.payments)
+def test_client_cert_syntax_errors(padded_client, mangle):
+    original = client_cert_header(padded_client)
     value = mangle(original)
-    if value == original:
-        pytest.skip("this run's certificate has no padding to remove")
+    assert value != original
     assert reason_of(decode_client_cert, value) is R.MALFORMED
 
 
