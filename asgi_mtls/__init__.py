@@ -36,6 +36,7 @@ from asgi_mtls.matchers import (
     trust_domain,
 )
 from asgi_mtls.middleware import MTLSMiddleware
+from asgi_mtls.revocation import RevocationChecker
 from asgi_mtls.roles import RoleConfigError, RoleMap
 from asgi_mtls.sources import (
     HeaderSource,
@@ -59,6 +60,7 @@ __all__ = [
     "Public",
     "RejectionReason",
     "Requirement",
+    "RevocationChecker",
     "RoleConfigError",
     "RoleMap",
     "SpiffeId",

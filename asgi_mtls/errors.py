@@ -64,6 +64,18 @@ class RejectionReason(enum.StrEnum):
     WEAK_KEY = "weak_key"
     #: The validator failed unexpectedly; rejected rather than passed (fail closed).
     INTERNAL_ERROR = "validation_error"
+    #: A certificate in the chain is listed as revoked by a CRL or an OCSP responder.
+    REVOKED = "revoked"
+    #: The revocation status could not be determined (no fresh CRL or OCSP answer) under a
+    #: hard-fail revocation policy.
+    REVOCATION_UNKNOWN = "revocation_unknown"
+    #: The chain is valid but the leaf was not issued by one of the configured allowed issuers.
+    ISSUER_NOT_ALLOWED = "issuer_not_allowed"
+    #: Pins are configured and no certificate or public key in the chain matches one.
+    NOT_PINNED = "not_pinned"
+    #: A certificate in the chain is signed with an algorithm that is not accepted (MD5,
+    #: SHA-1, or one outside the configured ``signature_algorithms``).
+    WEAK_SIGNATURE = "weak_signature"
 
     @property
     def status_code(self) -> int:
@@ -90,6 +102,11 @@ _STATUS: Final[dict[RejectionReason, int]] = {
     RejectionReason.NO_PRINCIPAL: 401,
     RejectionReason.WEAK_KEY: 401,
     RejectionReason.INTERNAL_ERROR: 401,
+    RejectionReason.REVOKED: 401,
+    RejectionReason.REVOCATION_UNKNOWN: 401,
+    RejectionReason.ISSUER_NOT_ALLOWED: 401,
+    RejectionReason.NOT_PINNED: 401,
+    RejectionReason.WEAK_SIGNATURE: 401,
 }
 
 _MESSAGES: Final[dict[RejectionReason, str]] = {
@@ -108,6 +125,14 @@ _MESSAGES: Final[dict[RejectionReason, str]] = {
     RejectionReason.NO_PRINCIPAL: "no principal name could be derived from the certificate",
     RejectionReason.WEAK_KEY: "the client certificate chain uses a key that is too weak",
     RejectionReason.INTERNAL_ERROR: "the client certificate could not be verified",
+    RejectionReason.REVOKED: "the client certificate has been revoked",
+    RejectionReason.REVOCATION_UNKNOWN: "the revocation status of the client certificate is "
+    "unknown",
+    RejectionReason.ISSUER_NOT_ALLOWED: "the client certificate is not issued by an allowed "
+    "authority",
+    RejectionReason.NOT_PINNED: "the client certificate does not match a pinned certificate or key",
+    RejectionReason.WEAK_SIGNATURE: "the client certificate chain uses a signature algorithm that "
+    "is not accepted",
 }
 
 

@@ -29,7 +29,7 @@ from typing import Any, cast
 
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_mtls.audit import RouteGate
 from asgi_mtls.authorization import Requirement, rejection_handler
@@ -200,12 +200,22 @@ class MTLSMiddleware:
         self.deny_by_default = deny_by_default
         # Built now, so that an app whose routes cannot be found fails at startup.
         self._gate = RouteGate(app) if deny_by_default else None
+        # Trust reloads and revocation updates bump the validator's generation: every
+        # cached outcome is then dropped, so a newly revoked client is refused next time.
+        self._generation = self.validator.generation
+        self._started = False
         _register_rejection_handler(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._watch_shutdown(receive), send)
+            return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        if not self._started:  # background refresh (revocation, trust files), once
+            self._started = True
+            await self.validator.start()
         identity: ClientIdentity | None = None
         try:
             if not self._is_exempt(scope.get("path", "")):
@@ -259,6 +269,18 @@ class MTLSMiddleware:
                 f" ({scope.get('method', 'WEBSOCKET')} {path})",
             )
 
+    def _watch_shutdown(self, receive: Receive) -> Receive:
+        """Stop the validator's background work when the server shuts the app down."""
+
+        async def watched() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.validator.aclose()
+                self._started = False
+            return message
+
+        return watched
+
     def _is_exempt(self, path: str) -> bool:
         return path in self._exempt_exact or (
             bool(self._exempt_prefixes) and path.startswith(self._exempt_prefixes)
@@ -269,6 +291,10 @@ class MTLSMiddleware:
 
         Raises :class:`CertificateRejected` for anything presented but not acceptable.
         """
+        generation = self.validator.generation  # read before validating anything
+        if generation != self._generation:
+            self.cache.clear()
+            self._generation = generation
         found: list[tuple[CertificateSource, RawValues]] = []
         for source in self.sources:
             raw = source.find(scope)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.server
 import ipaddress
 import os
-from collections.abc import Iterable, Sequence
+import socket
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,8 @@ from urllib.parse import quote
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asgi_mtls.sources.headers import header_format
@@ -35,6 +39,7 @@ from asgi_mtls.sources.headers import header_format
 __all__ = [
     "CertificateAuthority",
     "IssuedCertificate",
+    "RevocationServer",
     "alb_header",
     "alb_leaf_header",
     "apache_header",
@@ -140,9 +145,15 @@ class CertificateAuthority:
         path_length: int | None = None,
         not_before: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
+        crl_urls: Iterable[str] = (),
+        ocsp_urls: Iterable[str] = (),
     ) -> None:
         self.key = _new_key()
         self.parent = parent
+        #: Serial -> (revocation time, reason) of the certificates revoked with :meth:`revoke`.
+        self.revoked: dict[int, tuple[dt.datetime, x509.ReasonFlags | None]] = {}
+        #: Serial -> certificate, for everything this CA issued (the OCSP responder's view).
+        self.issued: dict[int, x509.Certificate] = {}
         now = _now()
         issuer_key = parent.key if parent else self.key
         issuer_name = parent.certificate.subject if parent else _name(common_name)
@@ -165,7 +176,10 @@ class CertificateAuthority:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()),
                 critical=False,
             )
+        builder = _add_revocation_pointers(builder, crl_urls, ocsp_urls)
         self.certificate: x509.Certificate = builder.sign(issuer_key, hashes.SHA256())
+        if parent is not None:
+            parent.issued[self.certificate.serial_number] = self.certificate
 
     @property
     def chain(self) -> tuple[x509.Certificate, ...]:
@@ -205,9 +219,13 @@ class CertificateAuthority:
         not_after: dt.datetime | None = None,
         is_ca: bool = False,
         rsa_bits: int | None = None,
+        crl_urls: Iterable[str] = (),
+        ocsp_urls: Iterable[str] = (),
     ) -> IssuedCertificate:
         """Issue a leaf certificate. ``extended_key_usages=None`` omits the EKU extension;
-        ``rsa_bits`` gives the leaf an RSA key of that size instead of EC P-256."""
+        ``rsa_bits`` gives the leaf an RSA key of that size instead of EC P-256;
+        ``crl_urls`` / ``ocsp_urls`` add CRL distribution points / an OCSP responder
+        (authorityInfoAccess)."""
         key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
             rsa.generate_private_key(65537, rsa_bits) if rsa_bits else _new_key()
         )
@@ -242,7 +260,9 @@ class CertificateAuthority:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage(list(extended_key_usages)), critical=False
             )
+        builder = _add_revocation_pointers(builder, crl_urls, ocsp_urls)
         certificate = builder.sign(self.key, hashes.SHA256())
+        self.issued[certificate.serial_number] = certificate
         return IssuedCertificate(certificate, key, self.chain)
 
     def issue_client(
@@ -269,6 +289,157 @@ class CertificateAuthority:
             ips=ips,
             extended_key_usages=(ExtendedKeyUsageOID.SERVER_AUTH,),
         )
+
+    # --- revocation: CRLs and OCSP ------------------------------------------------------
+
+    def revoke(
+        self,
+        cert: IssuedCertificate | x509.Certificate | CertificateAuthority | int,
+        *,
+        reason: x509.ReasonFlags | None = None,
+        at: dt.datetime | None = None,
+    ) -> None:
+        """Record ``cert`` (or a serial number) as revoked: later :meth:`crl` and
+        :meth:`ocsp_response` calls list it."""
+        self.revoked[_serial(cert)] = (at or _now(), reason)
+
+    def crl(
+        self,
+        *,
+        revoked: Iterable[IssuedCertificate | x509.Certificate | CertificateAuthority | int]
+        | None = None,
+        this_update: dt.datetime | None = None,
+        next_update: dt.datetime | None = None,
+        number: int | None = None,
+        extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
+        signing_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = None,
+    ) -> x509.CertificateRevocationList:
+        """A CRL signed by this CA (or by ``signing_key``, to test a forged one).
+
+        ``revoked`` defaults to what :meth:`revoke` recorded; ``this_update`` to now;
+        ``next_update`` to one day after ``this_update``; ``number`` (the CRLNumber
+        extension) to the number of CRLs issued so far.  ``extensions`` are added as given
+        (e.g. an ``IssuingDistributionPoint`` or a ``DeltaCRLIndicator``)."""
+        issued_at = this_update or _now()
+        entries = (
+            dict(self.revoked)
+            if revoked is None
+            else {_serial(item): (issued_at, None) for item in revoked}
+        )
+        self._crl_count = getattr(self, "_crl_count", 0) + 1
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(issued_at)
+            .next_update(next_update or issued_at + _ONE_DAY)
+            .add_extension(
+                x509.CRLNumber(self._crl_count if number is None else number), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        for serial, (when, reason) in entries.items():
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+            if reason is not None:
+                entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+            builder = builder.add_revoked_certificate(entry.build())
+        return builder.sign(signing_key or self.key, hashes.SHA256())
+
+    def ocsp_responder(self, common_name: str | None = None) -> IssuedCertificate:
+        """A delegated OCSP responder certificate (id-kp-OCSPSigning) issued by this CA."""
+        return self.issue(
+            common_name=common_name or f"{self.certificate.subject.rfc4514_string()} OCSP",
+            extended_key_usages=(ExtendedKeyUsageOID.OCSP_SIGNING,),
+        )
+
+    def ocsp_response(
+        self,
+        request: ocsp.OCSPRequest | bytes | IssuedCertificate | x509.Certificate,
+        *,
+        status: ocsp.OCSPCertStatus | None = None,
+        responder: IssuedCertificate | None = None,
+        this_update: dt.datetime | None = None,
+        next_update: dt.datetime | None = None,
+        no_next_update: bool = False,
+        nonce: bytes | None = None,
+        signing_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = None,
+    ) -> ocsp.OCSPResponse:
+        """A signed OCSP response for a request (object or DER) or a certificate this CA
+        issued.
+
+        ``status`` defaults to what this CA knows: REVOKED after :meth:`revoke`, GOOD for a
+        serial it issued, UNKNOWN otherwise; a request naming another issuer gets an
+        ``UNAUTHORIZED`` response.  Signed by this CA, or by the delegated ``responder``
+        (see :meth:`ocsp_responder`), or by ``signing_key`` (to test a forged response).
+        A nonce in the request is echoed unless ``nonce`` is given."""
+        if isinstance(request, (IssuedCertificate, x509.Certificate)):
+            certificate = request.certificate if isinstance(request, IssuedCertificate) else request
+            request = (
+                ocsp.OCSPRequestBuilder()
+                .add_certificate(certificate, self.certificate, hashes.SHA1())  # noqa: S303
+                .build()
+            )
+        elif isinstance(request, bytes):
+            request = ocsp.load_der_ocsp_request(request)
+        expected = (
+            ocsp.OCSPRequestBuilder()
+            .add_certificate_by_hash(
+                request.issuer_name_hash,
+                request.issuer_key_hash,
+                request.serial_number,
+                request.hash_algorithm,
+            )
+            .build()
+        )
+        algorithm = request.hash_algorithm
+        mine = (
+            _digest(algorithm, self.certificate.subject.public_bytes()),
+            _digest(algorithm, _key_bits(self.key.public_key())),
+        )
+        if (expected.issuer_name_hash, expected.issuer_key_hash) != mine:
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        serial = request.serial_number
+        revocation = self.revoked.get(serial)
+        if status is None:
+            if revocation is not None:
+                status = ocsp.OCSPCertStatus.REVOKED
+            elif serial in self.issued:
+                status = ocsp.OCSPCertStatus.GOOD
+            else:
+                status = ocsp.OCSPCertStatus.UNKNOWN
+        produced = this_update or _now()
+        revoked_at, reason = revocation or (produced, None)
+        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+            request.issuer_name_hash,
+            request.issuer_key_hash,
+            serial,
+            request.hash_algorithm,
+            status,
+            produced,
+            None if no_next_update else next_update or produced + _ONE_DAY,
+            revoked_at if status == ocsp.OCSPCertStatus.REVOKED else None,
+            reason if status == ocsp.OCSPCertStatus.REVOKED else None,
+        )
+        if responder is not None:
+            builder = builder.responder_id(
+                ocsp.OCSPResponderEncoding.HASH, responder.certificate
+            ).certificates([responder.certificate])
+            key = signing_key or responder.key
+        else:
+            builder = builder.responder_id(ocsp.OCSPResponderEncoding.NAME, self.certificate)
+            key = signing_key or self.key
+        if nonce is None:
+            try:
+                nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+            except x509.ExtensionNotFound:
+                nonce = None
+        if nonce is not None:
+            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+        return builder.sign(key, hashes.SHA256())
 
 
 def nginx_escaped_header(cert: IssuedCertificate | x509.Certificate) -> str:
@@ -531,3 +702,166 @@ def encode_certificate_headers(
     if verdict_name and verdict_value is not None:
         headers[verdict_name] = verdict_value
     return headers
+
+
+# --- revocation test helpers: pointers in certificates, and a local responder -------------
+
+
+def _serial(cert: IssuedCertificate | x509.Certificate | CertificateAuthority | int) -> int:
+    if isinstance(cert, int):
+        return cert
+    if isinstance(cert, (IssuedCertificate, CertificateAuthority)):
+        return cert.certificate.serial_number
+    return cert.serial_number
+
+
+def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    digest = hashes.Hash(algorithm)
+    digest.update(data)
+    return digest.finalize()
+
+
+def _key_bits(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
+    """The subjectPublicKey BIT STRING content (what an OCSP certID's key hash covers)."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+
+
+def _add_revocation_pointers(
+    builder: x509.CertificateBuilder, crl_urls: Iterable[str], ocsp_urls: Iterable[str]
+) -> x509.CertificateBuilder:
+    crl = [x509.UniformResourceIdentifier(url) for url in crl_urls]
+    if crl:
+        point = x509.DistributionPoint(
+            full_name=crl, relative_name=None, reasons=None, crl_issuer=None
+        )
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    responders = [
+        x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(u)
+        )
+        for u in ocsp_urls
+    ]
+    if responders:
+        builder = builder.add_extension(x509.AuthorityInformationAccess(responders), critical=False)
+    return builder
+
+
+#: A route of :class:`RevocationServer`: request body (``b""`` for GET) -> response body.
+Route = Callable[[bytes], bytes]
+
+
+class RevocationServer:
+    """A small HTTP server on 127.0.0.1 publishing CRLs and answering OCSP, for tests.
+
+    ::
+
+        with RevocationServer() as server:
+            crl_url = server.serve_crl("/ca.crl", ca)      # a fresh ca.crl() per request
+            ocsp_url = server.serve_ocsp("/ocsp", ca)      # ca.ocsp_response(request)
+            client = ca.issue_client("alice", crl_urls=[crl_url], ocsp_urls=[ocsp_url])
+
+    ``hang = True`` makes it accept connections and never answer (until stopped), to test
+    timeouts; :meth:`refused_url` gives a URL where nothing listens.  ``requests`` records
+    ``(method, path)`` of every request received.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.hang = False
+        self.status = 200
+        self._release = threading.Event()
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _answer(self, body: bytes) -> None:
+                owner.requests.append((self.command, self.path))
+                if owner.hang:
+                    owner._release.wait(60)
+                    self.close_connection = True
+                    return
+                route = owner.routes.get(self.path.split("?", 1)[0])
+                if route is None:
+                    self.send_error(404)
+                    return
+                data = route(body)
+                self.send_response(owner.status)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._answer(b"")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                self._answer(self.rfile.read(length))
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="asgi-mtls revocation server",
+            daemon=True,
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def serve(self, path: str, route: Route) -> str:
+        """Answer ``path`` with ``route(body)``; returns the full URL."""
+        self.routes[path] = route
+        return self.url + path
+
+    def publish_crl(self, path: str, crl: x509.CertificateRevocationList | bytes) -> str:
+        """Serve a fixed CRL (DER) at ``path``."""
+        data = crl if isinstance(crl, bytes) else crl.public_bytes(serialization.Encoding.DER)
+        return self.serve(path, lambda _: data)
+
+    def serve_crl(self, path: str, ca: CertificateAuthority, **options: Any) -> str:
+        """Serve ``ca.crl(**options)``, built afresh for every request (so it follows
+        :meth:`CertificateAuthority.revoke`)."""
+        return self.serve(
+            path, lambda _: ca.crl(**options).public_bytes(serialization.Encoding.DER)
+        )
+
+    def serve_ocsp(self, path: str, ca: CertificateAuthority, **options: Any) -> str:
+        """Answer OCSP POSTs at ``path`` with ``ca.ocsp_response(request, **options)``."""
+        return self.serve(
+            path,
+            lambda body: ca.ocsp_response(body, **options).public_bytes(serialization.Encoding.DER),
+        )
+
+    @staticmethod
+    def refused_url(path: str = "/") -> str:
+        """A URL on 127.0.0.1 where (just now) nothing listens: connections are refused."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        return f"http://127.0.0.1:{port}{path}"
+
+    def start(self) -> RevocationServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> RevocationServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,728 @@
+"""Revocation: CRLs (files, distribution points) and OCSP, with a real CA hierarchy and a real
+HTTP responder on 127.0.0.1.  validate() must never touch the network: it answers from memory
+and schedules background fetches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
+
+from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
+from asgi_mtls.revocation import RevocationChecker, RevocationPolicy, build_ocsp_request
+from asgi_mtls.testing import CertificateAuthority, IssuedCertificate, RevocationServer
+
+pytestmark = pytest.mark.anyio
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def reason_of(validator: CertificateValidator, leaf, chain=(), **kwargs) -> RejectionReason:
+    with pytest.raises(CertificateRejected) as info:
+        validator.validate(leaf, chain, **kwargs)
+    return info.value.reason
+
+
+@contextlib.contextmanager
+def no_network() -> Iterator[None]:
+    """Fail the test if anything opens a connection inside the block."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network I/O during validate()")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", refuse)
+        patch.setattr(socket.socket, "connect_ex", refuse)
+        patch.setattr(socket, "create_connection", refuse)
+        yield
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def crl_file(tmp_path, ca: CertificateAuthority, name: str = "ca.crl", **options):
+    path = tmp_path / name
+    path.write_bytes(ca.crl(**options).public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+# --- CRL files: no network at all ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def files_pki():
+    root = CertificateAuthority("Revocation Root")
+    issuing = root.intermediate("Revocation Issuing CA")
+    return root, issuing
+
+
+def file_validator(root, issuing, paths, *, crl="hard-fail", **options) -> CertificateValidator:
+    checker = RevocationChecker(crl=crl, crl_files=paths, **options)
+    return CertificateValidator(
+        root.certificate, intermediates=[issuing.certificate], revocation=checker
+    )
+
+
+def test_crl_file_revokes_and_clears(tmp_path, files_pki):
+    root, issuing = files_pki
+    good, bad = issuing.issue_client("good"), issuing.issue_client("bad")
+    paths = [
+        crl_file(tmp_path, issuing, "issuing.crl", revoked=[bad]),
+        crl_file(tmp_path, root, "root.crl", revoked=[]),
+    ]
+    validator = file_validator(root, issuing, paths)
+    verified = validator.validate(good.certificate)
+    assert verified.revocation == "good"
+    crl = x509.load_pem_x509_crl(paths[0].read_bytes())
+    # The result may be reused until the earliest of notAfter and the CRLs' nextUpdate.
+    assert verified.expires_at == min(
+        crl.next_update_utc, *(c.not_valid_after_utc for c in verified.chain)
+    )
+    assert reason_of(validator, bad.certificate) is RejectionReason.REVOKED
+
+
+def test_revoked_is_rejected_under_soft_fail_too(tmp_path, files_pki):
+    root, issuing = files_pki
+    bad = issuing.issue_client("bad")
+    validator = file_validator(
+        root, issuing, [crl_file(tmp_path, issuing, revoked=[bad])], crl="soft-fail"
+    )
+    assert reason_of(validator, bad.certificate) is RejectionReason.REVOKED
+
+
+def test_revoked_intermediate_is_rejected(tmp_path, files_pki):
+    root, _ = files_pki
+    issuing = root.intermediate("Soon Revoked CA")
+    client = issuing.issue_client("client")
+    paths = [
+        crl_file(tmp_path, issuing, "issuing.crl", revoked=[]),
+        crl_file(tmp_path, root, "root.crl", revoked=[issuing]),
+    ]
+    validator = file_validator(root, issuing, paths)
+    assert reason_of(validator, client.certificate) is RejectionReason.REVOKED
+    # With crl_scope="leaf" only the leaf is looked up.
+    leaf_only = file_validator(root, issuing, paths, crl_scope="leaf")
+    assert leaf_only.validate(client.certificate).revocation == "good"
+
+
+def test_missing_crl_for_intermediate_under_chain_scope(tmp_path, files_pki):
+    root, issuing = files_pki
+    client = issuing.issue_client("client")
+    paths = [crl_file(tmp_path, issuing, revoked=[])]
+    validator = file_validator(root, issuing, paths)
+    assert reason_of(validator, client.certificate) is RejectionReason.REVOCATION_UNKNOWN
+    assert file_validator(root, issuing, paths, crl_scope="leaf").validate(client.certificate)
+
+
+def test_forged_crl_is_ignored(tmp_path, files_pki):
+    # Same issuer name, wrong key: the CRL does not count, in either direction.
+    root, issuing = files_pki
+    client = issuing.issue_client("client")
+    impostor = CertificateAuthority("Revocation Issuing CA")
+    forged = crl_file(tmp_path, issuing, "forged.crl", revoked=[], signing_key=impostor.key)
+    root_crl = crl_file(tmp_path, root, "root.crl", revoked=[])
+    hard = file_validator(root, issuing, [forged, root_crl])
+    assert reason_of(hard, client.certificate) is RejectionReason.REVOCATION_UNKNOWN
+    soft = file_validator(root, issuing, [forged, root_crl], crl="soft-fail")
+    assert soft.validate(client.certificate).revocation == "unknown"
+
+
+def test_crl_of_another_ca_does_not_apply(tmp_path, files_pki):
+    root, issuing = files_pki
+    client = issuing.issue_client("client")
+    other = CertificateAuthority("Other CA")
+    paths = [crl_file(tmp_path, other, "other.crl", revoked=[client.certificate.serial_number])]
+    paths.append(crl_file(tmp_path, root, "root.crl", revoked=[]))
+    validator = file_validator(root, issuing, paths)
+    # The serial is listed, but by a CRL of someone else: unknown, not revoked.
+    assert reason_of(validator, client.certificate) is RejectionReason.REVOCATION_UNKNOWN
+
+
+def test_stale_crl_is_unknown_but_its_revocations_still_count(tmp_path, files_pki):
+    root, issuing = files_pki
+    good, bad = issuing.issue_client("good"), issuing.issue_client("bad")
+    old = NOW - dt.timedelta(days=3)
+    paths = [
+        crl_file(tmp_path, issuing, "issuing.crl", revoked=[bad], this_update=old),
+        crl_file(tmp_path, root, "root.crl", revoked=[]),
+    ]
+    validator = file_validator(root, issuing, paths)
+    assert reason_of(validator, good.certificate) is RejectionReason.REVOCATION_UNKNOWN
+    assert reason_of(validator, bad.certificate) is RejectionReason.REVOKED
+
+
+def test_crl_validity_window_edges(tmp_path, files_pki):
+    root, issuing = files_pki
+    client = issuing.issue_client("client")
+    this_update = NOW.replace(microsecond=0)
+    next_update = this_update + dt.timedelta(hours=1)
+    paths = [
+        crl_file(
+            tmp_path, issuing, "i.crl", revoked=[], this_update=this_update, next_update=next_update
+        ),
+        crl_file(
+            tmp_path, root, "r.crl", revoked=[], this_update=this_update, next_update=next_update
+        ),
+    ]
+    validator = file_validator(root, issuing, paths)
+    assert validator.validate(client.certificate, at=next_update).revocation == "good"
+    late = next_update + dt.timedelta(seconds=1)
+    assert reason_of(validator, client.certificate, at=late) is RejectionReason.REVOCATION_UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("extension", "critical", "message"),
+    [
+        (x509.DeltaCRLIndicator(1), True, "delta CRLs are not supported"),
+        (
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.9"), b"\x05\x00"),
+            True,
+            "unknown critical CRL extension",
+        ),
+        (
+            x509.IssuingDistributionPoint(None, None, False, False, None, True, False),
+            True,
+            "indirect or partial CRLs are not supported",
+        ),
+    ],
+)
+def test_unsupported_crls_are_refused_at_startup(tmp_path, files_pki, extension, critical, message):
+    root, issuing = files_pki
+    path = crl_file(tmp_path, issuing, revoked=[], extensions=[(extension, critical)])
+    with pytest.raises(ValueError, match=message):
+        file_validator(root, issuing, [path])
+
+
+def test_crl_from_the_future_is_refused(tmp_path, files_pki):
+    root, issuing = files_pki
+    path = crl_file(tmp_path, issuing, revoked=[], this_update=NOW + dt.timedelta(hours=2))
+    with pytest.raises(ValueError, match="in the future"):
+        file_validator(root, issuing, [path])
+
+
+def test_crl_scope_from_issuing_distribution_point(tmp_path, files_pki):
+    root, issuing = files_pki
+    client = issuing.issue_client("client", crl_urls=["http://crl.example/part1.crl"])
+    root_crl = crl_file(tmp_path, root, "root.crl", revoked=[])
+    ca_only = x509.IssuingDistributionPoint(None, None, False, True, None, False, False)
+    other_part = x509.IssuingDistributionPoint(
+        [x509.UniformResourceIdentifier("http://crl.example/part2.crl")],
+        None,
+        False,
+        False,
+        None,
+        False,
+        False,
+    )
+    this_part = x509.IssuingDistributionPoint(
+        [x509.UniformResourceIdentifier("http://crl.example/part1.crl")],
+        None,
+        False,
+        False,
+        None,
+        False,
+        False,
+    )
+    for idp, covered in ((ca_only, False), (other_part, False), (this_part, True)):
+        path = crl_file(tmp_path, issuing, revoked=[], extensions=[(idp, True)])
+        validator = file_validator(root, issuing, [path, root_crl], use_distribution_points=False)
+        if covered:
+            assert validator.validate(client.certificate).revocation == "good"
+        else:
+            reason = reason_of(validator, client.certificate)
+            assert reason is RejectionReason.REVOCATION_UNKNOWN
+
+
+def test_issuer_without_crl_sign_cannot_vouch(tmp_path):
+    root = CertificateAuthority("No CRL Sign Root")
+    # Re-sign the root with keyUsage keyCertSign only (no cRLSign).
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(root.certificate.subject)
+        .issuer_name(root.certificate.subject)
+        .public_key(root.key.public_key())
+        .serial_number(root.certificate.serial_number)
+        .not_valid_before(root.certificate.not_valid_before_utc)
+        .not_valid_after(root.certificate.not_valid_after_utc)
+    )
+    for extension in root.certificate.extensions:
+        value = extension.value
+        if isinstance(value, x509.KeyUsage):
+            value = x509.KeyUsage(True, False, False, False, False, True, False, False, False)
+        builder = builder.add_extension(value, extension.critical)
+    from cryptography.hazmat.primitives import hashes
+
+    root.certificate = builder.sign(root.key, hashes.SHA256())
+    client = root.issue_client("client")
+    validator = CertificateValidator(
+        root.certificate,
+        revocation=RevocationChecker(crl="hard-fail", crl_files=[crl_file(tmp_path, root)]),
+    )
+    assert reason_of(validator, client.certificate) is RejectionReason.REVOCATION_UNKNOWN
+
+
+def test_policies_are_validated():
+    with pytest.raises(ValueError, match="revocation policy"):
+        RevocationChecker(crl="strict")
+    with pytest.raises(ValueError, match="http"):
+        RevocationChecker(crl="hard-fail", crl_urls=["ldap://ldap.example/crl"])
+    assert RevocationChecker(ocsp=RevocationPolicy.SOFT_FAIL).ocsp_policy == "soft-fail"
+
+
+def test_all_checks_off_is_not_checked(files_pki):
+    root, issuing = files_pki
+    client = issuing.issue_client("client")
+    validator = CertificateValidator(
+        root.certificate, intermediates=[issuing.certificate], revocation=RevocationChecker()
+    )
+    assert validator.validate(client.certificate).revocation == "not_checked"
+
+
+def test_no_event_loop_means_no_fetch_and_a_policy_answer(files_pki):
+    # Used synchronously (a CLI, a thread without a loop): nothing can be fetched in the
+    # background, the answer is the policy's, and nothing blocks.
+    root, issuing = files_pki
+    client = issuing.issue_client("client", crl_urls=["http://127.0.0.1:9/never.crl"])
+    checker = RevocationChecker(crl="hard-fail", crl_scope="leaf")
+    validator = CertificateValidator(
+        root.certificate, intermediates=[issuing.certificate], revocation=checker
+    )
+    with no_network():
+        assert reason_of(validator, client.certificate) is RejectionReason.REVOCATION_UNKNOWN
+    assert checker.fetch_attempts == 0
+
+
+# --- over HTTP: CRL distribution points and OCSP -------------------------------------------
+
+
+@dataclass
+class Hierarchy:
+    server: RevocationServer
+    root: CertificateAuthority
+    issuing: CertificateAuthority
+    crl_url: str
+    ocsp_url: str
+
+    def client(self, name: str, *, crl: bool = True, ocsp: bool = True) -> IssuedCertificate:
+        return self.issuing.issue_client(
+            name,
+            crl_urls=[self.crl_url] if crl else [],
+            ocsp_urls=[self.ocsp_url] if ocsp else [],
+        )
+
+    def validator(self, **options) -> tuple[CertificateValidator, RevocationChecker]:
+        options.setdefault("timeout", 2.0)
+        checker = RevocationChecker(**options)
+        validator = CertificateValidator(
+            self.root.certificate, intermediates=[self.issuing.certificate], revocation=checker
+        )
+        return validator, checker
+
+
+@pytest.fixture
+def hierarchy() -> Iterator[Hierarchy]:
+    with RevocationServer() as server:
+        root = CertificateAuthority("HTTP Revocation Root")
+        issuing = root.intermediate("HTTP Revocation Issuing CA")
+        crl_url = server.serve_crl("/issuing.crl", issuing)
+        ocsp_url = server.serve_ocsp("/ocsp", issuing)
+        yield Hierarchy(server, root, issuing, crl_url, ocsp_url)
+
+
+@pytest.fixture
+async def closing():
+    """Registers checkers to aclose() at the end of the test (cancels background fetches)."""
+    checkers: list[RevocationChecker] = []
+    yield checkers.append
+    for checker in checkers:
+        await checker.aclose()
+
+
+async def test_crl_distribution_point_hard_fail_then_revoked(hierarchy, closing):
+    validator, checker = hierarchy.validator(crl="hard-fail", crl_scope="leaf")
+    closing(checker)
+    alice = hierarchy.client("alice", ocsp=False)
+    generation = validator.generation
+    with no_network():
+        # Nothing known yet: refused at once, and a fetch is scheduled in the background.
+        assert reason_of(validator, alice.certificate) is RejectionReason.REVOCATION_UNKNOWN
+    assert checker.fetch_attempts == 1
+    await eventually(lambda: validator.generation != generation)
+    verified = validator.validate(alice.certificate)
+    assert verified.revocation == "good"
+    # The middleware cached that acceptance; revocation must move the generation so that it
+    # drops the cache, and the next validation must say revoked.
+    cached_generation = validator.generation
+    hierarchy.issuing.revoke(alice)
+    await checker.refresh()
+    assert validator.generation > cached_generation
+    assert reason_of(validator, alice.certificate) is RejectionReason.REVOKED
+
+
+async def test_crl_distribution_point_soft_fail_accepts_and_logs(hierarchy, closing, caplog):
+    validator, checker = hierarchy.validator(crl="soft-fail", crl_scope="leaf")
+    closing(checker)
+    bob = hierarchy.client("bob", ocsp=False)
+    hierarchy.issuing.revoke(bob)
+    with caplog.at_level(logging.WARNING, logger="asgi_mtls"), no_network():
+        assert validator.validate(bob.certificate).revocation == "unknown"
+    assert "revocation status unknown, accepted (soft-fail)" in caplog.text
+    generation = validator.generation
+    await eventually(lambda: validator.generation != generation)
+    assert reason_of(validator, bob.certificate) is RejectionReason.REVOKED
+
+
+async def test_one_fetch_per_source_while_in_flight(hierarchy, closing):
+    validator, checker = hierarchy.validator(crl="soft-fail", crl_scope="leaf")
+    closing(checker)
+    clients = [hierarchy.client(f"c{i}", ocsp=False) for i in range(5)]
+    for client in clients:
+        validator.validate(client.certificate)
+    assert checker.fetch_attempts == 1  # all share one distribution point
+    await eventually(lambda: validator.generation > 0)
+    assert hierarchy.server.requests == [("GET", "/issuing.crl")]
+
+
+async def test_prefetch_then_validate(hierarchy, closing):
+    validator, checker = hierarchy.validator(crl="hard-fail", ocsp="hard-fail", crl_scope="leaf")
+    closing(checker)
+    carol = hierarchy.client("carol")
+    path = [carol.certificate, hierarchy.issuing.certificate, hierarchy.root.certificate]
+    await checker.prefetch(path)
+    assert checker.fetch_attempts == 2  # the CRL and the OCSP response
+    with no_network():
+        verified = validator.validate(carol.certificate)
+    assert verified.revocation == "good"
+    assert checker.fetch_attempts == 2  # nothing was missing, nothing scheduled
+
+
+async def test_chain_scope_with_crl_urls_for_an_intermediate(hierarchy, closing):
+    # The intermediate has no distribution point: the root's CRL comes from crl_urls.
+    root_crl = hierarchy.server.serve_crl("/root.crl", hierarchy.root)
+    validator, checker = hierarchy.validator(crl="hard-fail", crl_urls=[root_crl])
+    closing(checker)
+    carol = hierarchy.client("carol", ocsp=False)
+    await checker.refresh()
+    await checker.prefetch([carol.certificate, hierarchy.issuing.certificate])
+    assert validator.validate(carol.certificate).revocation == "good"
+    hierarchy.root.revoke(hierarchy.issuing)
+    await checker.refresh()
+    assert reason_of(validator, carol.certificate) is RejectionReason.REVOKED
+
+
+async def test_explicit_crl_urls_are_fetched_by_start(hierarchy, closing):
+    root_crl = hierarchy.server.serve_crl("/root.crl", hierarchy.root)
+    validator, checker = hierarchy.validator(
+        crl="hard-fail", crl_urls=[root_crl, hierarchy.crl_url], use_distribution_points=False
+    )
+    closing(checker)
+    dave = hierarchy.client("dave", crl=False, ocsp=False)
+    await validator.start()
+    await eventually(lambda: validator.generation >= 2)
+    assert validator.validate(dave.certificate).revocation == "good"
+    await validator.aclose()
+
+
+async def test_rollback_to_an_older_crl_is_refused(hierarchy, closing):
+    validator, checker = hierarchy.validator(crl="hard-fail", crl_scope="leaf")
+    closing(checker)
+    erin = hierarchy.client("erin", ocsp=False)
+    hierarchy.issuing.revoke(erin)
+    newer = hierarchy.issuing.crl(number=10)
+    older = hierarchy.issuing.crl(number=9, revoked=[], this_update=NOW - dt.timedelta(hours=1))
+    hierarchy.server.publish_crl("/issuing.crl", newer)
+    await checker.prefetch([erin.certificate, hierarchy.issuing.certificate])
+    assert reason_of(validator, erin.certificate) is RejectionReason.REVOKED
+    hierarchy.server.publish_crl("/issuing.crl", older)
+    await checker.refresh()
+    assert reason_of(validator, erin.certificate) is RejectionReason.REVOKED
+
+
+@pytest.mark.parametrize("status", [200, 404, 500])
+async def test_bad_http_answers_are_failures(hierarchy, closing, status):
+    validator, checker = hierarchy.validator(crl="hard-fail", crl_scope="leaf")
+    closing(checker)
+    frank = hierarchy.client("frank", ocsp=False)
+    if status == 200:
+        hierarchy.server.publish_crl("/issuing.crl", b"not a CRL")
+    elif status == 404:
+        hierarchy.server.routes.clear()
+    else:
+        hierarchy.server.status = 500
+    await checker.prefetch([frank.certificate, hierarchy.issuing.certificate])
+    assert reason_of(validator, frank.certificate) is RejectionReason.REVOCATION_UNKNOWN
+
+
+async def test_oversized_crl_is_refused(hierarchy, closing):
+    validator, checker = hierarchy.validator(crl="hard-fail", crl_scope="leaf", max_crl_bytes=64)
+    closing(checker)
+    gina = hierarchy.client("gina", ocsp=False)
+    await checker.prefetch([gina.certificate, hierarchy.issuing.certificate])
+    assert reason_of(validator, gina.certificate) is RejectionReason.REVOCATION_UNKNOWN
+
+
+async def test_crl_at_distribution_point_signed_by_someone_else(hierarchy, closing):
+    validator, checker = hierarchy.validator(crl="hard-fail", crl_scope="leaf")
+    closing(checker)
+    hank = hierarchy.client("hank", ocsp=False)
+    impostor = CertificateAuthority("impostor")
+    hierarchy.server.publish_crl(
+        "/issuing.crl", hierarchy.issuing.crl(revoked=[], signing_key=impostor.key)
+    )
+    await checker.prefetch([hank.certificate, hierarchy.issuing.certificate])
+    assert reason_of(validator, hank.certificate) is RejectionReason.REVOCATION_UNKNOWN
+
+
+# --- OCSP ---------------------------------------------------------------------------------
+
+
+async def test_ocsp_good_revoked_unknown(hierarchy, closing):
+    validator, checker = hierarchy.validator(ocsp="hard-fail")
+    closing(checker)
+    good, revoked = hierarchy.client("good"), hierarchy.client("revoked")
+    hierarchy.issuing.revoke(revoked, reason=x509.ReasonFlags.key_compromise)
+    # A certificate the responder never heard of (same issuer key, unknown serial).
+    stranger = hierarchy.client("stranger")
+    del hierarchy.issuing.issued[stranger.certificate.serial_number]
+    chain = (hierarchy.issuing.certificate, hierarchy.root.certificate)
+    for client in (good, revoked, stranger):
+        await checker.prefetch([client.certificate, *chain])
+    verified = validator.validate(good.certificate)
+    assert verified.revocation == "good"
+    assert verified.expires_at <= NOW + dt.timedelta(days=1, minutes=1)
+    assert reason_of(validator, revoked.certificate) is RejectionReason.REVOKED
+    assert reason_of(validator, stranger.certificate) is RejectionReason.REVOCATION_UNKNOWN
+    soft, soft_checker = hierarchy.validator(ocsp="soft-fail")
+    closing(soft_checker)
+    await soft_checker.prefetch([stranger.certificate, *chain])
+    await soft_checker.prefetch([revoked.certificate, *chain])
+    assert soft.validate(stranger.certificate).revocation == "unknown"
+    assert reason_of(soft, revoked.certificate) is RejectionReason.REVOKED
+
+
+async def test_ocsp_delegated_responder(hierarchy, closing):
+    responder = hierarchy.issuing.ocsp_responder()
+    hierarchy.server.serve_ocsp("/ocsp", hierarchy.issuing, responder=responder)
+    validator, checker = hierarchy.validator(ocsp="hard-fail")
+    closing(checker)
+    ivy = hierarchy.client("ivy")
+    await checker.prefetch([ivy.certificate, hierarchy.issuing.certificate])
+    assert validator.validate(ivy.certificate).revocation == "good"
+
+
+@pytest.mark.parametrize("case", ["no_ocsp_eku", "other_ca_responder", "forged_key"])
+async def test_ocsp_unauthorised_signers_are_refused(hierarchy, closing, case):
+    issuing = hierarchy.issuing
+    if case == "no_ocsp_eku":
+        options = {"responder": issuing.issue_client("not-a-responder")}
+    elif case == "other_ca_responder":
+        options = {"responder": CertificateAuthority("elsewhere").ocsp_responder()}
+    else:
+        options = {"signing_key": CertificateAuthority("forger").key}
+    hierarchy.server.serve_ocsp("/ocsp", issuing, **options)
+    validator, checker = hierarchy.validator(ocsp="hard-fail")
+    closing(checker)
+    jack = hierarchy.client("jack")
+    issuing.revoke(jack) if case == "forged_key" else None
+    await checker.prefetch([jack.certificate, issuing.certificate])
+    # Not believed: neither "good" nor (for the forged key) "revoked".
+    assert reason_of(validator, jack.certificate) is RejectionReason.REVOCATION_UNKNOWN
+
+
+async def test_ocsp_answer_for_another_certificate_is_refused(hierarchy, closing):
+    kate, other = hierarchy.client("kate"), hierarchy.client("other")
+    hierarchy.server.serve(
+        "/ocsp",
+        lambda body: hierarchy.issuing.ocsp_response(other).public_bytes(
+            serialization.Encoding.DER
+        ),
+    )
+    validator, checker = hierarchy.validator(ocsp="hard-fail")
+    closing(checker)
+    await checker.prefetch([kate.certificate, hierarchy.issuing.certificate])
+    assert reason_of(validator, kate.certificate) is RejectionReason.REVOCATION_UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("options", "accepted"),
+    [
+        ({"this_update": NOW - dt.timedelta(days=3)}, False),  # nextUpdate already passed
+        ({"this_update": NOW + dt.timedelta(hours=1)}, False),  # from the future
+        ({"no_next_update": True}, True),  # RFC 5019: newer info always available
+        ({"nonce": b"0123456789abcdef"}, False),  # not the nonce that was sent
+    ],
+)
+async def test_ocsp_freshness_and_nonce(hierarchy, closing, options, accepted):
+    hierarchy.server.serve_ocsp("/ocsp", hierarchy.issuing, **options)
+    validator, checker = hierarchy.validator(ocsp="hard-fail", ocsp_nonce=True)
+    closing(checker)
+    leo = hierarchy.client("leo")
+    await checker.prefetch([leo.certificate, hierarchy.issuing.certificate])
+    if accepted:
+        assert validator.validate(leo.certificate).revocation == "good"
+    else:
+        assert reason_of(validator, leo.certificate) is RejectionReason.REVOCATION_UNKNOWN
+
+
+async def test_ocsp_nonce_echoed_is_accepted(hierarchy, closing):
+    validator, checker = hierarchy.validator(ocsp="hard-fail", ocsp_nonce=True)
+    closing(checker)
+    mia = hierarchy.client("mia")
+    await checker.prefetch([mia.certificate, hierarchy.issuing.certificate])
+    assert validator.validate(mia.certificate).revocation == "good"
+
+
+async def test_ocsp_without_responder_url(hierarchy, closing):
+    validator, checker = hierarchy.validator(ocsp="hard-fail")
+    closing(checker)
+    ned = hierarchy.client("ned", ocsp=False)
+    assert reason_of(validator, ned.certificate) is RejectionReason.REVOCATION_UNKNOWN
+    assert checker.fetch_attempts == 0
+    # An explicit responder URL replaces the certificate's.
+    override, override_checker = hierarchy.validator(ocsp="hard-fail", ocsp_url=hierarchy.ocsp_url)
+    closing(override_checker)
+    await override_checker.prefetch([ned.certificate, hierarchy.issuing.certificate])
+    assert override.validate(ned.certificate).revocation == "good"
+
+
+async def test_ocsp_hard_fail_refusal_is_lifted_by_a_generation_bump(hierarchy, closing):
+    validator, checker = hierarchy.validator(ocsp="hard-fail")
+    closing(checker)
+    olga = hierarchy.client("olga")
+    generation = validator.generation
+    assert reason_of(validator, olga.certificate) is RejectionReason.REVOCATION_UNKNOWN
+    # The middleware caches that refusal; the answer landing must invalidate it.
+    await eventually(lambda: validator.generation != generation)
+    assert validator.validate(olga.certificate).revocation == "good"
+
+
+async def test_ocsp_soft_fail_good_answer_does_not_churn_the_generation(hierarchy, closing):
+    validator, checker = hierarchy.validator(ocsp="soft-fail")
+    closing(checker)
+    pat = hierarchy.client("pat")
+    assert validator.validate(pat.certificate).revocation == "unknown"
+    await eventually(lambda: checker.fetch_attempts == 1 and not checker.pending_fetches)
+    # Accepted before, good now: nothing a cache holds became wrong, so no invalidation.
+    assert validator.generation == 0
+    assert validator.validate(pat.certificate).revocation == "good"
+
+
+# --- dead and hanging endpoints -----------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("policy", ["soft-fail", "hard-fail"])
+async def test_refused_endpoint_costs_nothing_after_the_first_failure(hierarchy, closing, policy):
+    dead = RevocationServer.refused_url("/dead.crl")
+    client = hierarchy.issuing.issue_client("quinn", crl_urls=[dead])
+    validator, checker = hierarchy.validator(crl=policy, crl_scope="leaf")
+    closing(checker)
+
+    def answer() -> str:
+        try:
+            return validator.validate(client.certificate).revocation
+        except CertificateRejected as exc:
+            return exc.reason.value
+
+    expected = "unknown" if policy == "soft-fail" else "revocation_unknown"
+    with no_network():
+        assert answer() == expected
+    await eventually(lambda: not checker.pending_fetches)  # the fetch failed (connection refused)
+    with no_network():
+        for _ in range(50):
+            assert answer() == expected
+    assert checker.fetch_attempts == 1  # backing off: no new attempt
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("policy", ["soft-fail", "hard-fail"])
+async def test_hanging_endpoint_never_holds_a_request(hierarchy, closing, policy):
+    hierarchy.server.hang = True
+    validator, checker = hierarchy.validator(crl=policy, crl_scope="leaf", timeout=0.5)
+    closing(checker)
+    rosa = hierarchy.client("rosa", ocsp=False)
+
+    def answer() -> str:
+        try:
+            return validator.validate(rosa.certificate).revocation
+        except CertificateRejected as exc:
+            return exc.reason.value
+
+    expected = "unknown" if policy == "soft-fail" else "revocation_unknown"
+    with no_network():
+        assert answer() == expected
+    # The fetch is running (the server holds the connection) while validations keep
+    # answering from memory without starting another one.
+    await eventually(lambda: len(hierarchy.server.requests) == 1)
+    with no_network():
+        for _ in range(20):
+            assert answer() == expected
+    assert checker.fetch_attempts == 1
+    await eventually(lambda: not checker.pending_fetches)  # the timeout budget ended the fetch
+    assert answer() == expected
+    assert checker.fetch_attempts == 1
+    assert len(hierarchy.server.requests) == 1
+
+
+async def test_fetch_scheduled_from_a_worker_thread(hierarchy, closing):
+    validator, checker = hierarchy.validator(crl="hard-fail", crl_scope="leaf")
+    closing(checker)
+    await checker.start()
+    sam = hierarchy.client("sam", ocsp=False)
+    generation = validator.generation
+
+    def in_thread() -> str:
+        try:
+            return validator.validate(sam.certificate).revocation
+        except CertificateRejected as exc:
+            return exc.reason.value
+
+    assert await asyncio.to_thread(in_thread) == "revocation_unknown"
+    await eventually(lambda: validator.generation != generation)
+    assert await asyncio.to_thread(in_thread) == "good"
+
+
+async def test_crl_files_reload_on_change(tmp_path, closing):
+    root = CertificateAuthority("Reload Root")
+    tina = root.issue_client("tina")
+    path = crl_file(tmp_path, root, revoked=[])
+    checker = RevocationChecker(crl="hard-fail", crl_files=[path], poll_interval=0.05)
+    closing(checker)
+    validator = CertificateValidator(root.certificate, revocation=checker)
+    assert validator.validate(tina.certificate).revocation == "good"
+    await checker.start()
+    generation = validator.generation
+    root.revoke(tina)
+    path.write_bytes(root.crl().public_bytes(serialization.Encoding.PEM) + b"\n")
+    await eventually(lambda: validator.generation != generation)
+    assert reason_of(validator, tina.certificate) is RejectionReason.REVOKED
+    # A broken file keeps the previous set (and says so in the log).
+    generation = validator.generation
+    path.write_text("garbage")
+    assert checker.reload_files(force=True) is False
+    assert validator.generation == generation
+    assert reason_of(validator, tina.certificate) is RejectionReason.REVOKED
+
+
+def test_ocsp_response_helper_round_trip(hierarchy):
+    # The testing helper answers for the certificates its CA issued and refuses others.
+    uma = hierarchy.client("uma")
+    response = hierarchy.issuing.ocsp_response(uma)
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+    request = build_ocsp_request(uma.certificate, hierarchy.issuing.certificate)
+    foreign = CertificateAuthority("foreign").ocsp_response(request)
+    assert foreign.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
