@@ -239,56 +239,50 @@ class Requirement:
         return websocket_wrapper
 
 
-class AllOf(Requirement):
-    """Allows when every part allows (``a & b``).  No parts: any valid client."""
+class _Combination(Requirement):
+    """Shared shape of :class:`AllOf` and :class:`AnyOf`: flattened parts, one joiner."""
+
+    _joiner: str
+    _empty: str
 
     def __init__(self, *parts: Requirement) -> None:
         flat: list[Requirement] = []
         for part in parts:
             if not isinstance(part, Requirement):
                 raise TypeError(f"not a requirement: {part!r}")
-            flat.extend(part.parts if isinstance(part, AllOf) else (part,))
+            flat.extend(part.parts if isinstance(part, type(self)) else (part,))
         self.parts: tuple[Requirement, ...] = tuple(flat)
+
+    def children(self) -> tuple[Requirement, ...]:
+        return self.parts
+
+    def describe(self) -> str:
+        if not self.parts:
+            return self._empty
+        return f" {self._joiner} ".join(part._nested() for part in self.parts)
+
+    def _nested(self) -> str:
+        return f"({self.describe()})" if len(self.parts) > 1 else self.describe()
+
+
+class AllOf(_Combination):
+    """Allows when every part allows (``a & b``).  No parts: any valid client."""
+
+    _joiner = "and"
+    _empty = "any valid client certificate"
 
     def _matches(self, identity: ClientIdentity) -> bool:
         return all(part._matches(identity) for part in self.parts)
 
-    def children(self) -> tuple[Requirement, ...]:
-        return self.parts
 
-    def describe(self) -> str:
-        if not self.parts:
-            return "any valid client certificate"
-        return " and ".join(part._nested() for part in self.parts)
-
-    def _nested(self) -> str:
-        return f"({self.describe()})" if len(self.parts) > 1 else self.describe()
-
-
-class AnyOf(Requirement):
+class AnyOf(_Combination):
     """Allows when at least one part allows (``a | b``).  No parts: nobody."""
 
-    def __init__(self, *parts: Requirement) -> None:
-        flat: list[Requirement] = []
-        for part in parts:
-            if not isinstance(part, Requirement):
-                raise TypeError(f"not a requirement: {part!r}")
-            flat.extend(part.parts if isinstance(part, AnyOf) else (part,))
-        self.parts: tuple[Requirement, ...] = tuple(flat)
+    _joiner = "or"
+    _empty = "nobody"
 
     def _matches(self, identity: ClientIdentity) -> bool:
         return any(part._matches(identity) for part in self.parts)
-
-    def children(self) -> tuple[Requirement, ...]:
-        return self.parts
-
-    def describe(self) -> str:
-        if not self.parts:
-            return "nobody"
-        return " or ".join(part._nested() for part in self.parts)
-
-    def _nested(self) -> str:
-        return f"({self.describe()})" if len(self.parts) > 1 else self.describe()
 
 
 class Not(Requirement):
