@@ -576,32 +576,6 @@ class NginxHeaderSource(HeaderSource):
         )
 
 
-def header_source(
-    format: str,
-    *,
-    name: str | None = None,
-    header: str | None = None,
-    chain_header: str | _Default | None = DEFAULT,
-    verify_header: str | _Default | None = DEFAULT,
-    max_header_chars: int = DEFAULT_MAX_HEADER_CHARS,
-    max_chain_length: int = DEFAULT_MAX_CHAIN_LENGTH,
-    trusted_proxies: Iterable[str] | TrustedProxies | None = None,
-    element: int = -1,
-) -> HeaderSource:
-    """A :class:`HeaderSource` for ``format`` (one of :data:`HEADER_FORMATS`), e.g.
-
-    ::
-
-        MTLSMiddleware(app, trust=..., sources=[header_source("envoy")], trusted_proxies=[...])
-    """
-    return HeaderSource(
-        format,
-        name=name,
-        header=header,
-        chain_header=chain_header,
-        verify_header=verify_header,
-        max_header_chars=max_header_chars,
-        max_chain_length=max_chain_length,
-        trusted_proxies=trusted_proxies,
-        element=element,
-    )
+#: ``header_source("envoy", header=...)``: the same as :class:`HeaderSource`, spelled as a
+#: factory (``MTLSMiddleware(app, trust=..., sources=[header_source("envoy")], ...)``).
+header_source = HeaderSource

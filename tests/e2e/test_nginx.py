@@ -21,13 +21,12 @@ from tests.apps import PAYMENTS, REPORTS, starlette_app
 
 from .clients import websocket_first_json, websocket_rejection_status
 from .conftest import PKIFiles, require_binary
-from .proxies import free_port, start_nginx
+from .proxies import END_CLIENT, client, free_port, serve_upstream, start_nginx
 from .servers import start_uvicorn
 
 pytestmark = pytest.mark.e2e
 
 SNIPPET = Path(__file__).resolve().parents[2] / "example_app" / "nginx" / "asgi-mtls-proxy.conf"
-END_CLIENT = "127.0.0.2"
 
 NGINX_CONF = """
 daemon off;
@@ -98,16 +97,7 @@ def app(pki, trusted_proxies=("127.0.0.1",)):
 @pytest.fixture(scope="module")
 def upstream(pki) -> Iterator[str]:
     """The app on plain HTTP, uvicorn trusting X-Forwarded-For from anyone ('*')."""
-    config = mtls_uvicorn.config(
-        app(pki),
-        port=0,
-        certfile=None,
-        keyfile=None,
-        client_ca=None,
-        forwarded_allow_ips="*",
-        log_level="warning",
-    )
-    with start_uvicorn(config) as url:
+    with serve_upstream(app(pki)) as url:
         yield url
 
 
@@ -168,11 +158,6 @@ def nginx(
             "lenient": f"https://localhost:{lenient_port}",
             "unix": f"https://localhost:{unix_port}",
         }
-
-
-def client(pki_files: PKIFiles, cert=None) -> httpx.Client:
-    transport = httpx.HTTPTransport(verify=pki_files.client_context(cert), local_address=END_CLIENT)
-    return httpx.Client(transport=transport, timeout=10)
 
 
 def test_identity_arrives_through_nginx(pki, pki_files, nginx):
