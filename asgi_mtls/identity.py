@@ -12,19 +12,19 @@ principal needs exactly one CN in the whole subject, whichever RDN holds it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 from starlette.authentication import BaseUser
 from starlette.requests import HTTPConnection
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.trust import spki_sha256
 
 __all__ = [
     "IDENTITY_SCOPE_KEY",
@@ -271,12 +271,9 @@ _SHORT_NAMES: Final[dict[x509.ObjectIdentifier, str]] = {
 
 def _spki_sha256(certificate: x509.Certificate) -> str:
     try:
-        spki = certificate.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return spki_sha256(certificate).hex()
     except Exception:  # an exotic key type: no pin can match (fail closed)
         return ""
-    return hashlib.sha256(spki).hexdigest()
 
 
 def _text(value: object) -> str:
