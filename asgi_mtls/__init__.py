@@ -14,9 +14,7 @@ from asgi_mtls.authorization import (
     rejection_handler,
     require_client,
 )
-from asgi_mtls.errors import CertificateRejected, RejectionReason
-from asgi_mtls.identity import ClientIdentity, ClientUser, SpiffeId, get_client_identity
-from asgi_mtls.matchers import (
+from asgi_mtls.authorization.matchers import (
     all_of,
     any_client,
     any_of,
@@ -35,9 +33,10 @@ from asgi_mtls.matchers import (
     subject_attribute,
     trust_domain,
 )
+from asgi_mtls.authorization.roles import RoleConfigError, RoleMap
+from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.identity import ClientIdentity, ClientUser, SpiffeId, get_client_identity
 from asgi_mtls.middleware import MTLSMiddleware
-from asgi_mtls.revocation import RevocationChecker
-from asgi_mtls.roles import RoleConfigError, RoleMap
 from asgi_mtls.sources import (
     HeaderSource,
     NginxHeaderSource,
@@ -46,6 +45,7 @@ from asgi_mtls.sources import (
     header_source,
 )
 from asgi_mtls.validation import CertificateValidator, VerifiedChain
+from asgi_mtls.validation.revocation import RevocationChecker
 
 __all__ = [
     "PUBLIC",

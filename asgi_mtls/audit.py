@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from starlette.routing import BaseRoute, Host, Match, Mount, Route, Router, WebSocketRoute
 
 from asgi_mtls.authorization import Public, Requirement, declared_requirements
-from asgi_mtls.policies import PathPolicies, Policy
+from asgi_mtls.authorization.policies import PathPolicies, Policy
 
 if TYPE_CHECKING:
-    from asgi_mtls.roles import RoleMap
+    from asgi_mtls.authorization.roles import RoleMap
 
 __all__ = [
     "AppAudit",
@@ -105,8 +105,8 @@ class MiddlewareSettings:
 def find_middleware_settings(app: object) -> MiddlewareSettings | None:
     """The settings of the first ``MTLSMiddleware`` around ``app``: an instance in its
     ``.app`` chain, or an entry of a Starlette/FastAPI app's ``user_middleware``."""
+    from asgi_mtls.authorization.roles import load_roles
     from asgi_mtls.middleware import MTLSMiddleware
-    from asgi_mtls.roles import load_roles
 
     for node in _chain(app):
         if isinstance(node, MTLSMiddleware):

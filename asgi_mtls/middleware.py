@@ -33,6 +33,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_mtls.audit import RouteGate
 from asgi_mtls.authorization import Requirement, rejection_handler
+from asgi_mtls.authorization.policies import PathPolicies, Policy
+from asgi_mtls.authorization.roles import RoleMap, load_roles
 from asgi_mtls.cache import VerificationCache
 from asgi_mtls.errors import CertificateRejected, RejectionReason, log_rejection, send_rejection
 from asgi_mtls.identity import (
@@ -44,8 +46,6 @@ from asgi_mtls.identity import (
     build_identity,
     resolve_principal_mapper,
 )
-from asgi_mtls.policies import PathPolicies, Policy
-from asgi_mtls.roles import RoleMap, load_roles
 from asgi_mtls.sources import (
     CertificateSource,
     NginxHeaderSource,
@@ -114,12 +114,12 @@ class MTLSMiddleware:
     :param principal: a strategy name (``"default"``, ``"spiffe"``, ``"uri"``, ``"dns"``,
         ``"email"``, ``"cn"``, ``"subject"``, ``"fingerprint"``, ``"kubernetes"``,
         ``"envoy"``) or a callable.
-    :param roles: a :class:`~asgi_mtls.roles.RoleMap`, the path of a TOML/JSON role file, or a
-        mapping of role name to rules.  Evaluated once per certificate; the roles land on
-        ``ClientIdentity.roles`` and in ``scope["auth"].scopes``.  A bad file is a
+    :param roles: a :class:`~asgi_mtls.authorization.roles.RoleMap`, the path of a TOML/JSON
+        role file, or a mapping of role name to rules.  Evaluated once per certificate; the roles
+        land on ``ClientIdentity.roles`` and in ``scope["auth"].scopes``.  A bad file is a
         ``RoleConfigError`` when the middleware is built.
     :param policies: a path table ``{pattern: requirement or PUBLIC}`` checked before the app
-        runs (see :mod:`asgi_mtls.policies`: exact or ``*``-prefix patterns on
+        runs (see :mod:`asgi_mtls.authorization.policies`: exact or ``*``-prefix patterns on
         ``scope["path"]``, most specific wins).
     :param deny_by_default: refuse (403 ``forbidden``) every request whose route declares no
         requirement and is not covered by a policy, before the endpoint runs.  Declare one

@@ -39,8 +39,8 @@ from asgi_mtls import (
     subject_attribute,
     trust_domain,
 )
+from asgi_mtls.authorization.matchers import Glob
 from asgi_mtls.identity import IDENTITY_SCOPE_KEY, build_identity, resolve_principal_mapper
-from asgi_mtls.matchers import Glob
 from asgi_mtls.testing import CertificateAuthority
 
 CYRILLIC_A = "\u0430"

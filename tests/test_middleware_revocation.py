@@ -7,8 +7,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from asgi_mtls import CertificateValidator, MTLSMiddleware
-from asgi_mtls.revocation import RevocationChecker
 from asgi_mtls.testing import CertificateAuthority, simulate_connection
+from asgi_mtls.validation.revocation import RevocationChecker
 from tests.apps import starlette_app
 from tests.asgi import get, reason
 

@@ -26,7 +26,7 @@ from asgi_mtls import (
     role,
     spiffe_glob,
 )
-from asgi_mtls.policies import PathPolicies
+from asgi_mtls.authorization.policies import PathPolicies
 from asgi_mtls.testing import simulate_connection
 from tests.apps import PAYMENTS, REPORTS
 from tests.asgi import drive_websocket, get, reason

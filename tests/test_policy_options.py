@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from asgi_mtls import CertificateRejected, CertificateValidator
 from asgi_mtls.testing import CertificateAuthority
-from asgi_mtls.trust import certificate_sha256, parse_pin, spki_sha256
+from asgi_mtls.validation.trust import certificate_sha256, parse_pin, spki_sha256
 
 
 def outcome(validator: CertificateValidator, leaf, chain=(), **kwargs) -> str:

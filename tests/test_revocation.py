@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
-from asgi_mtls.revocation import RevocationChecker, RevocationPolicy, build_ocsp_request
 from asgi_mtls.testing import CertificateAuthority, IssuedCertificate, RevocationServer
+from asgi_mtls.validation.revocation import RevocationChecker, RevocationPolicy, build_ocsp_request
 
 pytestmark = pytest.mark.anyio
 

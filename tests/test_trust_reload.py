@@ -10,10 +10,10 @@ import os
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-import asgi_mtls.validation as validation_module
+import asgi_mtls.validation.validator as validation_module
 from asgi_mtls import CertificateRejected, CertificateValidator
-from asgi_mtls.revocation import RevocationChecker
 from asgi_mtls.testing import CertificateAuthority
+from asgi_mtls.validation.revocation import RevocationChecker
 
 
 def outcome(validator: CertificateValidator, leaf, chain=(), **kwargs) -> str:

@@ -18,8 +18,8 @@ import pytest
 
 import asgi_mtls.uvicorn as mtls_uvicorn
 from asgi_mtls import CertificateValidator, MTLSMiddleware
-from asgi_mtls.revocation import RevocationChecker
 from asgi_mtls.testing import RevocationServer
+from asgi_mtls.validation.revocation import RevocationChecker
 from tests.apps import starlette_app
 
 from .conftest import PKIFiles

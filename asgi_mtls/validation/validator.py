@@ -20,16 +20,16 @@ reads it), with the client-side choices a service needs:
   adds RFC 5280's directoryName constraints on subjects, and refuses a SAN-less leaf under a
   CA constrained by other name types (its names could not be checked);
 - optional narrowing: allowed issuers, pins (certificate or SPKI SHA-256), revocation
-  (:mod:`asgi_mtls.revocation`).
+  (:mod:`asgi_mtls.validation.revocation`).
 
 Before path building, the leaf is checked for the reasons a client can act on (expired, not
 yet valid, not a client certificate), so rejections carry a precise reason code.  Those
 checks and every check after path building only ever reject: acceptance is always the
 verifier's.
 
-Trust material lives in one immutable :class:`~asgi_mtls.trust.TrustState`; :meth:`reload`
-swaps it atomically, and :attr:`CertificateValidator.generation` tells caches when an earlier
-answer may no longer hold.
+Trust material lives in one immutable :class:`~asgi_mtls.validation.trust.TrustState`;
+:meth:`reload` swaps it atomically, and :attr:`CertificateValidator.generation` tells caches
+when an earlier answer may no longer hold.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ from cryptography.x509.verification import (
 )
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
-from asgi_mtls.revocation import RevocationChecker
-from asgi_mtls.trust import (
+from asgi_mtls.validation.revocation import RevocationChecker
+from asgi_mtls.validation.trust import (
     CertificateInput,
     PinInput,
     TrustSource,
@@ -289,7 +289,7 @@ class CertificateValidator:
     :param signature_algorithms: signature algorithm OIDs accepted on the leaf and the
         intermediates (cryptography's webpki set still applies).  ``None``: that set.
     :param clock_skew: tolerance for the leaf's notBefore/notAfter (seconds or timedelta).
-    :param revocation: a :class:`~asgi_mtls.revocation.RevocationChecker`.
+    :param revocation: a :class:`~asgi_mtls.validation.revocation.RevocationChecker`.
     :param reload_interval: seconds between checks of the trust files for changes by the
         background task of :meth:`start` (``None``: only explicit :meth:`reload`).
     """

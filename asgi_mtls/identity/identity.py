@@ -24,7 +24,7 @@ from starlette.authentication import BaseUser
 from starlette.requests import HTTPConnection
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
-from asgi_mtls.trust import spki_sha256
+from asgi_mtls.validation.trust import spki_sha256
 
 __all__ = [
     "IDENTITY_SCOPE_KEY",

@@ -17,7 +17,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from asgi_mtls.revocation.common import THIS_UPDATE_TOLERANCE, http_urls, is_weak_hash
+from asgi_mtls.validation.revocation.common import THIS_UPDATE_TOLERANCE, http_urls, is_weak_hash
 
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.DOTALL)
 

@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
-from asgi_mtls.revocation.common import THIS_UPDATE_TOLERANCE, utcnow
-from asgi_mtls.revocation.crl import (
+from asgi_mtls.validation.revocation.common import THIS_UPDATE_TOLERANCE, utcnow
+from asgi_mtls.validation.revocation.crl import (
     CrlRecord,
     crl_covers,
     crl_distribution_urls,
@@ -47,14 +47,14 @@ from asgi_mtls.revocation.crl import (
     distribution_point_names,
     parse_crl_data,
 )
-from asgi_mtls.revocation.fetch import FetchError, download
-from asgi_mtls.revocation.ocsp import (
+from asgi_mtls.validation.revocation.fetch import FetchError, download
+from asgi_mtls.validation.revocation.ocsp import (
     OcspAnswer,
     build_ocsp_request,
     ocsp_responder_urls,
     verify_ocsp_response,
 )
-from asgi_mtls.trust import FileStamp, certificate_sha256, file_stamps
+from asgi_mtls.validation.trust import FileStamp, certificate_sha256, file_stamps
 
 __all__ = ["RevocationChecker", "RevocationPolicy", "RevocationResult"]
 

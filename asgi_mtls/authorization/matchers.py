@@ -40,7 +40,7 @@ from asgi_mtls.authorization import (
     check_name,
     run_predicate,
 )
-from asgi_mtls.identity import _SHORT_NAMES, ClientIdentity, parse_spiffe_id
+from asgi_mtls.identity.identity import _SHORT_NAMES, ClientIdentity, parse_spiffe_id
 
 __all__ = [
     "Glob",

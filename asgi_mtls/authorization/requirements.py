@@ -1,9 +1,9 @@
 """Route-level authorization: which identities may call a route.
 
 A :class:`Requirement` decides whether a :class:`~asgi_mtls.identity.ClientIdentity` may call a
-route.  ``require_client(...)`` builds one, :mod:`asgi_mtls.matchers` has the building blocks
-(``principal``, ``spiffe_glob``, ``role``, ``issuer``, ...), and they combine with ``&``, ``|``
-and ``~``.  Every requirement serves four ways:
+route.  ``require_client(...)`` builds one, :mod:`~asgi_mtls.authorization.matchers` has the
+building blocks (``principal``, ``spiffe_glob``, ``role``, ``issuer``, ...), and they combine
+with ``&``, ``|`` and ``~``.  Every requirement serves four ways:
 
 - a Starlette endpoint decorator (sync or async HTTP endpoints, WebSocket endpoints)::
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from asgi_mtls.revocation.common import (
+from asgi_mtls.validation.revocation.common import (
     THIS_UPDATE_TOLERANCE,
     http_urls,
     is_weak_hash,

@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from asgi_mtls.authorization import AllOf, AnyOf, Requirement
-from asgi_mtls.identity import ClientIdentity
-from asgi_mtls.matchers import (
+from asgi_mtls.authorization.matchers import (
     RoleRequirement,
     check_role_name,
     dns_name,
@@ -58,6 +57,7 @@ from asgi_mtls.matchers import (
     subject_attribute,
     trust_domain,
 )
+from asgi_mtls.identity import ClientIdentity
 
 __all__ = ["RoleConfigError", "RoleMap", "load_roles"]
 
@@ -86,8 +86,9 @@ class RoleMap:
     """Role names → rules; ``roles_for(identity)`` is the set of roles a client has.
 
     ``roles`` maps each name to a requirement, an exact principal string, or a list of these
-    (any one grants the role).  Rules may not use :func:`~asgi_mtls.matchers.role` (roles are
-    computed from the certificate, not from other roles).
+    (any one grants the role).  Rules may not use
+    :func:`~asgi_mtls.authorization.matchers.role` (roles are computed from the certificate,
+    not from other roles).
     """
 
     def __init__(self, roles: Mapping[str, RoleRules], *, source: str = "python") -> None:
