@@ -30,6 +30,7 @@ from urllib.parse import quote
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 _ONE_DAY = dt.timedelta(days=1)
+#: Any key a test CA or certificate may have (weak ones included, to test their refusal).
+PrivateKey = CertificateIssuerPrivateKeyTypes
 
 
 def _now() -> dt.datetime:
@@ -96,7 +99,7 @@ class IssuedCertificate:
     """A certificate with its private key and the CA chain above it (leaf excluded)."""
 
     certificate: x509.Certificate
-    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    key: PrivateKey
     chain: tuple[x509.Certificate, ...] = field(default=())
 
     @property
@@ -147,8 +150,9 @@ class CertificateAuthority:
         not_after: dt.datetime | None = None,
         crl_urls: Iterable[str] = (),
         ocsp_urls: Iterable[str] = (),
+        key: PrivateKey | None = None,
     ) -> None:
-        self.key = _new_key()
+        self.key: PrivateKey = key if key is not None else _new_key()
         self.parent = parent
         #: Serial -> (revocation time, reason) of the certificates revoked with :meth:`revoke`.
         self.revoked: dict[int, tuple[dt.datetime, x509.ReasonFlags | None]] = {}
@@ -221,19 +225,23 @@ class CertificateAuthority:
         rsa_bits: int | None = None,
         crl_urls: Iterable[str] = (),
         ocsp_urls: Iterable[str] = (),
+        key: PrivateKey | None = None,
+        sans: Sequence[x509.GeneralName] = (),
     ) -> IssuedCertificate:
         """Issue a leaf certificate. ``extended_key_usages=None`` omits the EKU extension;
-        ``rsa_bits`` gives the leaf an RSA key of that size instead of EC P-256;
-        ``crl_urls`` / ``ocsp_urls`` add CRL distribution points / an OCSP responder
-        (authorityInfoAccess)."""
-        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
-            rsa.generate_private_key(65537, rsa_bits) if rsa_bits else _new_key()
-        )
+        ``rsa_bits`` gives the leaf an RSA key of that size instead of EC P-256, ``key`` any
+        private key of your choice; ``crl_urls`` / ``ocsp_urls`` add CRL distribution points /
+        an OCSP responder (authorityInfoAccess).  ``sans`` are further subjectAltName entries
+        added exactly as given: ``x509.DNSName._init_without_validation("\u0430dmin.example")``
+        issues a name that a careless CA might, for tests of what the library refuses."""
+        if key is None:
+            key = rsa.generate_private_key(65537, rsa_bits) if rsa_bits else _new_key()
         now = _now()
         names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
         names += [x509.UniformResourceIdentifier(u) for u in uris]
         names += [x509.RFC822Name(e) for e in emails]
         names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        names += sans
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject or _name(common_name, organization))
@@ -721,13 +729,15 @@ def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
     return digest.finalize()
 
 
-def _key_bits(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
+def _key_bits(key: object) -> bytes:
     """The subjectPublicKey BIT STRING content (what an OCSP certID's key hash covers)."""
     if isinstance(key, ec.EllipticCurvePublicKey):
         return key.public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    if isinstance(key, rsa.RSAPublicKey):
+        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    raise TypeError(f"no OCSP key hash for a {type(key).__name__} test CA")
 
 
 def _add_revocation_pointers(
