@@ -35,7 +35,8 @@ from asgi_mtls.authorization.matchers import (
 )
 from asgi_mtls.authorization.roles import RoleConfigError, RoleMap
 from asgi_mtls.errors import CertificateRejected, RejectionReason
-from asgi_mtls.identity import ClientIdentity, ClientUser, SpiffeId, get_client_identity
+from asgi_mtls.identity import ClientIdentity, SpiffeId
+from asgi_mtls.inject import ClientUser, get_client_identity
 from asgi_mtls.middleware import MTLSMiddleware
 from asgi_mtls.sources import (
     HeaderSource,

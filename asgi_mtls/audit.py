@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from starlette.routing import BaseRoute, Host, Match, Mount, Route, Router, WebSocketRoute
 
 from asgi_mtls.authorization import Public, Requirement, declared_requirements
-from asgi_mtls.authorization.policies import PathPolicies, Policy
+from asgi_mtls.authorization.policies import PathPolicies, PathTable, Policy
 
 if TYPE_CHECKING:
     from asgi_mtls.authorization.roles import RoleMap
@@ -90,16 +90,14 @@ class MiddlewareSettings:
     policies: PathPolicies = field(default_factory=lambda: PathPolicies({}))
     deny_by_default: bool = False
     require_certificate: bool = False
-    exempt_paths: tuple[str, ...] = ()
+    exempt_paths: PathTable[bool] = field(default_factory=lambda: PathTable({}, "exempt path"))
     roles: RoleMap | None = None
 
     def policy_for(self, path: str) -> tuple[str, Policy] | None:
         return self.policies.lookup(path)
 
     def is_exempt(self, path: str) -> bool:
-        return any(
-            path.startswith(p[:-1]) if p.endswith("*") else path == p for p in self.exempt_paths
-        )
+        return self.exempt_paths.lookup(path) is not None
 
 
 def find_middleware_settings(app: object) -> MiddlewareSettings | None:
@@ -125,7 +123,9 @@ def find_middleware_settings(app: object) -> MiddlewareSettings | None:
                     policies=PathPolicies(options.get("policies") or {}),
                     deny_by_default=bool(options.get("deny_by_default", False)),
                     require_certificate=bool(options.get("require_certificate", False)),
-                    exempt_paths=tuple(options.get("exempt_paths") or ()),
+                    exempt_paths=PathTable(
+                        [(path, True) for path in options.get("exempt_paths") or ()], "exempt path"
+                    ),
                     roles=load_roles(options.get("roles")),
                 )
     return None
@@ -241,7 +241,7 @@ class AppAudit:
             "middleware": settings is not None,
             "deny_by_default": bool(settings and settings.deny_by_default),
             "require_certificate": bool(settings and settings.require_certificate),
-            "exempt_paths": list(settings.exempt_paths) if settings else [],
+            "exempt_paths": [path for path, _ in settings.exempt_paths] if settings else [],
             "policies": [
                 {"pattern": pattern, "allowed": policy.describe()}
                 for pattern, policy in (settings.policies if settings else ())

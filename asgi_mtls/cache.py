@@ -1,9 +1,21 @@
-"""A bounded cache of verification outcomes.
+"""A cache of verification outcomes, bounded in entries *and* bytes.
 
 The hot path of the middleware is one lookup here: a repeat client costs a dictionary probe,
-not a signature check.  Entries carry an absolute expiry (wall-clock seconds) that the caller
-sets no later than the certificate chain's earliest notAfter; an expired entry is never
-returned.  Least recently used entries are evicted first when the cache is full.
+not a signature check.  Rules (issue #8, items 4 and 5):
+
+- what is stored is an *outcome* (an identity, a :class:`~asgi_mtls.errors.Rejection`
+  value, or "no certificate"), never a live exception: an exception carries a traceback,
+  and the traceback the frames, scope and headers of the request that raised it;
+- every entry is charged the size of its key (the raw header or extension values, which a
+  trusted proxy may forward at up to tens of KiB each) plus the size the caller declares for
+  its value; the cache evicts least-recently-used entries until both the entry and the byte
+  budget hold;
+- accepted outcomes and refusals live in separate budgets (refusals get
+  :data:`REFUSAL_SHARE` of each), so a flood of junk certificates, however varied, can only
+  evict other junk, never the clients that are known to be good;
+- each entry has an absolute expiry that the caller sets no later than the certificate
+  chain's earliest notAfter (or the revocation data's nextUpdate); an expired entry is never
+  returned.
 """
 
 from __future__ import annotations
@@ -11,49 +23,108 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
-__all__ = ["VerificationCache"]
+__all__ = ["REFUSAL_SHARE", "OutcomeCache", "key_size"]
 
 V = TypeVar("V")
 
+#: The part of the entry and byte budgets refusals may use.
+REFUSAL_SHARE: Final = 0.125
+#: What an entry costs beyond its key and value: the dict slot, the tuple, the key tuple.
+ENTRY_OVERHEAD: Final = 200
 
-class VerificationCache(Generic[V]):
-    """LRU mapping ``key -> value`` where each entry has its own expiry time."""
 
-    def __init__(self, maxsize: int = 4096, *, clock: Callable[[], float] = time.time) -> None:
-        if maxsize < 0:
-            raise ValueError("maxsize must be >= 0")
-        self.maxsize = maxsize
-        self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[V, float]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+def key_size(key: Hashable) -> int:
+    """The bytes a key holds: the characters of the strings in it (tuples walked)."""
+    if isinstance(key, str | bytes):
+        return len(key)
+    if isinstance(key, tuple):
+        return sum(key_size(part) for part in key)
+    return 8
 
-    def __len__(self) -> int:
-        return len(self._entries)
 
-    def get(self, key: Hashable) -> V | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            self.misses += 1
-            return None
-        value, expires_at = entry
-        if self._clock() >= expires_at:
-            del self._entries[key]
-            self.misses += 1
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return value
+class _Segment(Generic[V]):
+    """One LRU mapping with its own entry and byte budget."""
 
-    def put(self, key: Hashable, value: V, expires_at: float) -> None:
-        if self.maxsize == 0 or expires_at <= self._clock():
-            return
-        self._entries[key] = (value, expires_at)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
+    __slots__ = ("bytes", "entries", "max_bytes", "max_entries")
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[Hashable, tuple[V, float, int]] = OrderedDict()
+        self.bytes = 0
+
+    def put(self, key: Hashable, value: V, expires_at: float, size: int) -> None:
+        if size > self.max_bytes or self.max_entries == 0:
+            return  # larger than the whole budget: not worth evicting everything for
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[2]
+        self.entries[key] = (value, expires_at, size)
+        self.bytes += size
+        while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
+            _, (_, _, evicted) = self.entries.popitem(last=False)
+            self.bytes -= evicted
+
+    def discard(self, key: Hashable) -> None:
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[2]
 
     def clear(self) -> None:
-        self._entries.clear()
+        self.entries.clear()
+        self.bytes = 0
+
+
+class OutcomeCache(Generic[V]):
+    """LRU ``key -> outcome`` with per-entry expiry, bounded in entries and bytes.
+
+    :param max_entries: entries in all (refusals may hold :data:`REFUSAL_SHARE` of them).
+    :param max_bytes: bytes in all, keys and declared value sizes together.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = 4096,
+        max_bytes: int = 32 * 1024 * 1024,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_entries < 0 or max_bytes < 0:
+            raise ValueError("cache sizes must not be negative")
+        refusals = int(max_entries * REFUSAL_SHARE), int(max_bytes * REFUSAL_SHARE)
+        self._accepted: _Segment[V] = _Segment(max_entries - refusals[0], max_bytes - refusals[1])
+        self._refused: _Segment[V] = _Segment(*refusals)
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._accepted.entries) + len(self._refused.entries)
+
+    @property
+    def bytes(self) -> int:
+        """The bytes charged to the entries held now."""
+        return self._accepted.bytes + self._refused.bytes
+
+    def get(self, key: Hashable) -> V | None:
+        for segment in (self._accepted, self._refused):
+            entry = segment.entries.get(key)
+            if entry is None:
+                continue
+            if self._clock() >= entry[1]:
+                segment.discard(key)
+                return None
+            segment.entries.move_to_end(key)
+            return entry[0]
+        return None
+
+    def put(self, key: Hashable, value: V, expires_at: float, *, size: int, refusal: bool) -> None:
+        """Store ``value`` until ``expires_at``; ``size`` is what it holds beyond its key."""
+        if expires_at <= self._clock():
+            return
+        charged = key_size(key) + size + ENTRY_OVERHEAD
+        (self._refused if refusal else self._accepted).put(key, value, expires_at, charged)
+
+    def clear(self) -> None:
+        self._accepted.clear()
+        self._refused.clear()

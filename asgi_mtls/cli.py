@@ -24,7 +24,7 @@ from typing import Any
 
 from asgi_mtls.audit import AppAudit, audit_app
 from asgi_mtls.errors import CertificateRejected
-from asgi_mtls.identity import ClientIdentity, build_identity, resolve_principal_mapper
+from asgi_mtls.identity import ClientIdentity, build_identity, resolve_principal_strategy
 from asgi_mtls.sources.encoding import pem_certificates_to_der
 from asgi_mtls.validation import CertificateValidator
 
@@ -57,7 +57,7 @@ def _check(args: argparse.Namespace) -> int:
         leaf, *chain = pem_certificates_to_der(Path(args.certificate).read_text(errors="replace"))
         verified = validator.validate(leaf, chain)
         identity = build_identity(
-            verified.chain, source="cli", principal=resolve_principal_mapper(args.principal)
+            verified.chain, source="cli", principal=resolve_principal_strategy(args.principal)
         )
     except CertificateRejected as exc:
         result = {"accepted": False, "reason": exc.reason.value, "detail": exc.log_detail}

@@ -12,6 +12,7 @@ import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from starlette.exceptions import HTTPException
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException
 __all__ = [
     "WS_POLICY_VIOLATION",
     "CertificateRejected",
+    "Rejection",
     "RejectionReason",
     "log_rejection",
     "send_rejection",
@@ -76,6 +78,12 @@ class RejectionReason(enum.StrEnum):
     #: A certificate in the chain is signed with an algorithm that is not accepted (MD5,
     #: SHA-1, or one outside the configured ``signature_algorithms``).
     WEAK_SIGNATURE = "weak_signature"
+    #: A subjectAltName or subject name is not well formed for its kind (a DNS name that is
+    #: not a host name, a URI with characters no URI may hold, non-ASCII in an IA5String,
+    #: invisible characters in a subject attribute).  The whole certificate is refused.
+    INVALID_NAME = "invalid_name"
+    #: A certificate source failed unexpectedly while reading the request (fail closed).
+    SOURCE_ERROR = "source_error"
 
     @property
     def status_code(self) -> int:
@@ -107,6 +115,8 @@ _STATUS: Final[dict[RejectionReason, int]] = {
     RejectionReason.ISSUER_NOT_ALLOWED: 401,
     RejectionReason.NOT_PINNED: 401,
     RejectionReason.WEAK_SIGNATURE: 401,
+    RejectionReason.INVALID_NAME: 401,
+    RejectionReason.SOURCE_ERROR: 400,
 }
 
 _MESSAGES: Final[dict[RejectionReason, str]] = {
@@ -133,7 +143,22 @@ _MESSAGES: Final[dict[RejectionReason, str]] = {
     RejectionReason.NOT_PINNED: "the client certificate does not match a pinned certificate or key",
     RejectionReason.WEAK_SIGNATURE: "the client certificate chain uses a signature algorithm that "
     "is not accepted",
+    RejectionReason.INVALID_NAME: "the client certificate carries a malformed name",
+    RejectionReason.SOURCE_ERROR: "the client certificate could not be read from the request",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A refusal as a value: what a cache may keep (a :class:`CertificateRejected` carries a
+    traceback, and with it the request that raised it; issue #8)."""
+
+    reason: RejectionReason
+    detail: str = ""
+
+    def exception(self) -> CertificateRejected:
+        """A fresh exception for this refusal (never the same object twice)."""
+        return CertificateRejected(self.reason, self.detail)
 
 
 class CertificateRejected(HTTPException):
@@ -151,6 +176,11 @@ class CertificateRejected(HTTPException):
 
     def __str__(self) -> str:
         return f"{self.reason.value}: {self.log_detail}" if self.log_detail else self.reason.value
+
+    @property
+    def rejection(self) -> Rejection:
+        """This refusal as a value (reason and detail), safe to keep."""
+        return Rejection(self.reason, self.log_detail)
 
     def __repr__(self) -> str:
         return f"CertificateRejected({self.reason.value!r}, {self.log_detail!r})"

@@ -24,28 +24,26 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, cast
 
-from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_mtls.audit import RouteGate
 from asgi_mtls.authorization import Requirement, rejection_handler
-from asgi_mtls.authorization.policies import PathPolicies, Policy
+from asgi_mtls.authorization.policies import PathPolicies, PathTable, Policy, route_path
 from asgi_mtls.authorization.roles import RoleMap, load_roles
-from asgi_mtls.cache import VerificationCache
+from asgi_mtls.cache import OutcomeCache
 from asgi_mtls.errors import CertificateRejected, RejectionReason, log_rejection, send_rejection
 from asgi_mtls.identity import (
-    IDENTITY_SCOPE_KEY,
     ClientIdentity,
-    ClientUser,
     PrincipalMapper,
     PrincipalStrategy,
-    build_identity,
-    resolve_principal_mapper,
+    StrategyName,
+    resolve_principal_strategy,
 )
+from asgi_mtls.inject import inject
+from asgi_mtls.resolver import CertificateResolver
 from asgi_mtls.sources import (
     CertificateSource,
     NginxHeaderSource,
@@ -53,19 +51,11 @@ from asgi_mtls.sources import (
     TrustedProxies,
     transport_peer,
 )
-from asgi_mtls.sources.types import RawValues
 from asgi_mtls.validation import CertificateInput, CertificateValidator
 
 __all__ = ["MTLSMiddleware"]
 
 logger = logging.getLogger("asgi_mtls")
-
-#: How long a rejection is remembered (seconds): a client retrying a bad certificate costs a
-#: lookup, and a fixed clock or trust problem is noticed within this time.
-NEGATIVE_TTL = 60.0
-#: Upper bound on how long an accepted certificate is remembered (seconds).
-POSITIVE_TTL = 3600.0
-
 
 _MAX_WRAPPED_DEPTH = 16
 
@@ -88,14 +78,6 @@ def _register_rejection_handler(app: ASGIApp) -> None:
         inner = getattr(inner, "app", None)
         if inner is None:
             return
-
-
-class _NoCertificate:
-    """The cached outcome of raw values that say "no certificate" (nginx's verdict NONE)."""
-
-
-_NO_CERTIFICATE = _NoCertificate()
-_Outcome = ClientIdentity | CertificateRejected | _NoCertificate
 
 
 class MTLSMiddleware:
@@ -148,7 +130,7 @@ class MTLSMiddleware:
         intermediates: CertificateInput | None = None,
         trusted_proxies: Iterable[str] | TrustedProxies = (),
         sources: Sequence[CertificateSource] | None = None,
-        principal: PrincipalStrategy | str | PrincipalMapper = "default",
+        principal: StrategyName | str | PrincipalMapper | PrincipalStrategy = "default",
         require_certificate: bool = False,
         exempt_paths: Iterable[str] = (),
         header: str = "x-ssl-client-cert",
@@ -156,6 +138,7 @@ class MTLSMiddleware:
         trust_scope_client: bool = False,
         on_untrusted_header: str = "reject",
         cache_size: int = 4096,
+        cache_bytes: int = 32 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
         roles: RoleMap | str | os.PathLike[str] | Mapping[str, Any] | None = None,
         policies: Mapping[str, Policy] | Iterable[tuple[str, Policy]] | None = None,
@@ -182,27 +165,27 @@ class MTLSMiddleware:
         names = [source.name for source in sources]
         if len(set(names)) != len(names):
             raise ValueError(f"certificate source names must be unique, got {names}")
-        self.sources = tuple(sources)
-        self.principal = resolve_principal_mapper(principal)
         self.require_certificate = require_certificate
-        exempt = list(exempt_paths)
-        self.exempt_paths = tuple(exempt)
-        self._exempt_exact = frozenset(p for p in exempt if not p.endswith("*"))
-        self._exempt_prefixes = tuple(p[:-1] for p in exempt if p.endswith("*"))
+        self.exempt_paths = PathTable([(path, True) for path in exempt_paths], "exempt path")
         self.trust_scope_client = trust_scope_client
         if on_untrusted_header not in ("reject", "ignore"):
             raise ValueError("on_untrusted_header must be 'reject' or 'ignore'")
-        self.ignore_untrusted_headers = on_untrusted_header == "ignore"
-        self.cache: VerificationCache[_Outcome] = VerificationCache(cache_size, clock=clock)
-        self._clock = clock
         self.roles = load_roles(roles)
+        self.resolver = CertificateResolver(
+            sources=sources,
+            validator=self.validator,
+            principal=resolve_principal_strategy(principal),
+            roles=self.roles,
+            trusted_proxies=self.trusted_proxies,
+            trust_scope_client=trust_scope_client,
+            ignore_untrusted_headers=on_untrusted_header == "ignore",
+            cache=OutcomeCache(cache_size, cache_bytes, clock=clock),
+            clock=clock,
+        )
         self.policies = PathPolicies(policies or {})
         self.deny_by_default = deny_by_default
         # Built now, so that an app whose routes cannot be found fails at startup.
         self._gate = RouteGate(app) if deny_by_default else None
-        # Trust reloads and revocation updates bump the validator's generation: every
-        # cached outcome is then dropped, so a newly revoked client is refused next time.
-        self._generation = self.validator.generation
         self._started = False
         _register_rejection_handler(app)
 
@@ -218,22 +201,15 @@ class MTLSMiddleware:
             await self.validator.start()
         identity: ClientIdentity | None = None
         try:
-            if not self._is_exempt(scope.get("path", "")):
-                identity = self.identify(scope)
+            if not self.exempt_paths.lookup(route_path(scope)):
+                identity = self.resolver.resolve(scope)
                 if identity is None and self.require_certificate:
                     raise CertificateRejected(RejectionReason.MISSING, "no client certificate")
         except CertificateRejected as exc:
             self._log_rejection(scope, exc)
             await send_rejection(scope, send, exc)
             return
-        scope = dict(scope)
-        scope[IDENTITY_SCOPE_KEY] = identity
-        if identity is None:
-            scope["user"] = UnauthenticatedUser()
-            scope["auth"] = AuthCredentials()
-        else:
-            scope["user"] = ClientUser(identity)
-            scope["auth"] = AuthCredentials(["authenticated", *sorted(identity.roles)])
+        scope = inject(scope, identity)
         try:
             self.authorize(scope)
         except CertificateRejected as exc:
@@ -251,7 +227,7 @@ class MTLSMiddleware:
         """The middleware's own authorization, before the app runs: the most specific path
         policy, else (``deny_by_default``) the route must declare a requirement.  Raises
         :class:`CertificateRejected` (``missing`` 401 / ``forbidden`` 403)."""
-        path = scope.get("path", "")
+        path = route_path(scope)
         found = self.policies.lookup(path) if self.policies else None
         if found is not None:
             pattern, policy = found
@@ -280,80 +256,6 @@ class MTLSMiddleware:
             return message
 
         return watched
-
-    def _is_exempt(self, path: str) -> bool:
-        return path in self._exempt_exact or (
-            bool(self._exempt_prefixes) and path.startswith(self._exempt_prefixes)
-        )
-
-    def identify(self, scope: Scope) -> ClientIdentity | None:
-        """The identity of ``scope``'s client, ``None`` if it presented no certificate.
-
-        Raises :class:`CertificateRejected` for anything presented but not acceptable.
-        """
-        generation = self.validator.generation  # read before validating anything
-        if generation != self._generation:
-            self.cache.clear()
-            self._generation = generation
-        found: list[tuple[CertificateSource, RawValues]] = []
-        for source in self.sources:
-            raw = source.find(scope)
-            if raw is None:
-                continue
-            if source.requires_trusted_proxy:
-                peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
-                own: TrustedProxies | None = getattr(source, "trusted_proxies", None)
-                proxies = own if own is not None else self.trusted_proxies  # [] trusts nobody
-                if not proxies.is_trusted(peer):
-                    if self.ignore_untrusted_headers:
-                        continue
-                    why = "unknown transport peer" if peer is None else f"peer {peer}"
-                    raise CertificateRejected(
-                        RejectionReason.UNTRUSTED_PROXY,
-                        f"{source.name} certificate header from untrusted {why}",
-                    )
-            found.append((source, raw))
-        if not found:
-            return None
-        outcomes = [self._resolve(source, raw) for source, raw in found]
-        identities = [outcome for outcome in outcomes if outcome is not None]
-        if len(identities) > 1:
-            raise CertificateRejected(
-                RejectionReason.CONFLICTING_SOURCES,
-                "certificates from " + ", ".join(identity.source for identity in identities),
-            )
-        return identities[0] if identities else None
-
-    def _resolve(self, source: CertificateSource, raw: RawValues) -> ClientIdentity | None:
-        key = (source.name, raw)
-        outcome = self.cache.get(key)
-        if outcome is None:
-            outcome, expires_at = self._verify(source, raw)
-            self.cache.put(key, outcome, expires_at)
-        if isinstance(outcome, CertificateRejected):
-            raise outcome.with_traceback(None)  # cached: do not let tracebacks pile up
-        return outcome if isinstance(outcome, ClientIdentity) else None
-
-    def _verify(self, source: CertificateSource, raw: RawValues) -> tuple[_Outcome, float]:
-        """Decode, validate and map ``raw``; the outcome and until when it may be reused."""
-        now = self._clock()
-        try:
-            presented = source.decode(raw)
-            if presented is None:
-                return _NO_CERTIFICATE, now + POSITIVE_TTL
-            verified = self.validator.validate(presented.leaf, presented.chain)
-            identity = build_identity(verified.chain, source=source.name, principal=self.principal)
-            if self.roles is not None:
-                identity = replace(identity, roles=self.roles.roles_for(identity))
-        except CertificateRejected as exc:
-            return exc, now + NEGATIVE_TTL
-        except Exception as exc:  # fail closed: any validator fault is a rejection
-            logger.exception("certificate validation failed unexpectedly")
-            rejection = CertificateRejected(
-                RejectionReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
-            )
-            return rejection, now + NEGATIVE_TTL
-        return identity, min(verified.expires_at.timestamp(), now + POSITIVE_TTL)
 
     def _log_rejection(self, scope: Scope, exc: CertificateRejected) -> None:
         log_rejection(scope, exc, transport_peer(scope, trust_scope_client=self.trust_scope_client))

@@ -48,8 +48,14 @@ def test_example_app_json(capsys):
         ("http", ["GET", "HEAD"], "/redoc", "public", "public"),
         ("http", ["GET"], "/health", "public", "public"),
         ("http", ["GET"], "/whoami", "protected", "any valid client certificate"),
-        ("http", ["POST"], "/payments", "protected", f"principal in {PAYMENTS}"),
-        ("http", ["GET"], "/reports", "protected", "principal in spiffe://bank.example/reports"),
+        ("http", ["POST"], "/payments", "protected", f"principal is SPIFFE ID {PAYMENTS}"),
+        (
+            "http",
+            ["GET"],
+            "/reports",
+            "protected",
+            "principal is SPIFFE ID spiffe://bank.example/reports",
+        ),
         ("http", ["GET"], "/ledger", "protected", "role in bank-service"),
         ("websocket", [], "/ws", "protected", "any valid client certificate"),
     ]
@@ -68,7 +74,8 @@ def test_example_app_table(capsys):
     lines = table.splitlines()
     assert lines[0].split() == ["METHODS", "PATH", "ALLOWED"]
     assert any(
-        line.split()[:2] == ["POST", "/payments"] and line.endswith(f"principal in {PAYMENTS}")
+        line.split()[:2] == ["POST", "/payments"]
+        and line.endswith(f"principal is SPIFFE ID {PAYMENTS}")
         for line in lines
     )
     assert any(line.split()[:3] == ["WS", "/ws", "any"] for line in lines)
@@ -95,12 +102,12 @@ def test_starlette_app_audit(pki):
     data = audit_app(app).to_json()
     assert data["deny_by_default"] is False
     routes = by_path(data)
-    assert routes["/payments GET,HEAD,POST"]["allowed"] == f"principal in {PAYMENTS}"
+    assert routes["/payments GET,HEAD,POST"]["allowed"] == f"principal is SPIFFE ID {PAYMENTS}"
     assert routes["/reports GET,HEAD"]["allowed"] == (
         "SPIFFE trust domain bank.example and predicate <lambda>"
     )
     assert routes["/ws/payments "]["kind"] == "websocket"
-    assert routes["/ws/payments "]["allowed"] == f"principal in {PAYMENTS}"
+    assert routes["/ws/payments "]["allowed"] == f"principal is SPIFFE ID {PAYMENTS}"
     assert routes["/health GET,HEAD"]["status"] == "public"
     # no declaration, no deny_by_default: open, and flagged
     public_route = routes["/public GET,HEAD"]
@@ -108,13 +115,13 @@ def test_starlette_app_audit(pki):
     assert routes["/starlette-requires GET,HEAD"]["status"] == "open"  # @requires says nothing
     # mounts, class endpoints (one row per method), mounted raw apps, policies under a mount
     assert routes["/sub/declared GET,HEAD"]["status"] == "protected"
-    assert routes["/sub/items GET"]["allowed"] == f"principal in {PAYMENTS}"
+    assert routes["/sub/items GET"]["allowed"] == f"principal is SPIFFE ID {PAYMENTS}"
     assert routes["/sub/items POST"]["status"] == "open"
     assert routes["/sub/admin/panel GET,HEAD"]["allowed"] == "role in admin"
     assert routes["/sub/admin GET,HEAD"]["status"] == "open"
     assert routes["/sub/raw/* "]["kind"] == "mount"
     assert routes["/sub/ws/declared "]["status"] == "protected"
-    assert data["roles"] == {"admin": "principal in root"}
+    assert data["roles"] == {"admin": "principal is DNS name root"}
 
 
 def test_deny_by_default_flags_undeclared_routes(pki, capsys, tmp_path, monkeypatch):

@@ -3,12 +3,13 @@ from __future__ import annotations
 import pytest
 
 from asgi_mtls import CertificateRejected, RejectionReason, require_client
-from asgi_mtls.identity import IDENTITY_SCOPE_KEY, build_identity, resolve_principal_mapper
+from asgi_mtls.identity import build_identity, resolve_principal_strategy
+from asgi_mtls.inject import IDENTITY_SCOPE_KEY
 
 
 def identity(cert):
     chain = (cert.certificate, *cert.chain)
-    return build_identity(chain, source="tls", principal=resolve_principal_mapper("default"))
+    return build_identity(chain, source="tls", principal=resolve_principal_strategy("default"))
 
 
 def test_conditions_combine_with_and(pki):
@@ -24,10 +25,13 @@ def test_conditions_combine_with_and(pki):
 
 
 def test_principal_comparison_is_exact(pki):
-    cn = identity(pki.cn_only)  # "legacy-batch"
-    assert not require_client("Legacy-Batch").allows(cn)
-    assert not require_client("legacy-batch ").allows(cn)
-    assert not require_client("legacy\u2010batch").allows(cn)  # Unicode hyphen
+    dns = identity(pki.dns_client)  # DNS SAN billing.internal.example
+    assert require_client("billing.internal.example").allows(dns)
+    assert not require_client("Billing.internal.example").allows(dns)
+    assert not require_client("billing.internal.example.com").allows(dns)
+    for unusable in ("billing.internal.example ", "billing\u2010internal.example"):
+        with pytest.raises(ValueError, match="principal"):  # not a name of any kind
+            require_client(unusable)
 
 
 def test_check_on_a_scope(pki):
@@ -51,7 +55,7 @@ def test_check_on_a_scope(pki):
 def test_describe():
     assert require_client().describe() == "any valid client certificate"
     described = require_client("b", "a", trust_domain="bank.example").describe()
-    assert described == "principal in a, b and SPIFFE trust domain bank.example"
+    assert described == "principal is DNS name a or DNS name b and SPIFFE trust domain bank.example"
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
+"""The outcome cache: expiry, LRU, and budgets in entries and bytes (issue #8, item 5)."""
+
 from __future__ import annotations
 
 import pytest
 
-from asgi_mtls.cache import VerificationCache
+from asgi_mtls.cache import ENTRY_OVERHEAD, OutcomeCache, key_size
 
 
 class Clock:
@@ -13,43 +15,77 @@ class Clock:
         return self.now
 
 
+def put(cache, key, value, expires_at=5000.0, *, size=0, refusal=False):
+    cache.put(key, value, expires_at, size=size, refusal=refusal)
+
+
 def test_entries_expire_at_their_own_time():
     clock = Clock()
-    cache: VerificationCache[str] = VerificationCache(10, clock=clock)
-    cache.put("short", "a", 1005.0)
-    cache.put("long", "b", 2000.0)
+    cache: OutcomeCache[str] = OutcomeCache(10, clock=clock)
+    put(cache, "short", "a", 1005.0)
+    put(cache, "long", "b", 2000.0)
     assert cache.get("short") == "a"
     clock.now = 1005.0
     assert cache.get("short") is None  # expiry is exclusive
     assert cache.get("long") == "b"
     assert len(cache) == 1
-    assert (cache.hits, cache.misses) == (2, 1)
 
 
 def test_already_expired_values_are_not_stored():
     clock = Clock()
-    cache: VerificationCache[str] = VerificationCache(10, clock=clock)
-    cache.put("k", "v", 999.0)
+    cache: OutcomeCache[str] = OutcomeCache(10, clock=clock)
+    put(cache, "k", "v", 999.0)
     assert len(cache) == 0 and cache.get("k") is None
 
 
 def test_least_recently_used_is_evicted():
-    cache: VerificationCache[int] = VerificationCache(2, clock=Clock())
-    cache.put("a", 1, 5000)
-    cache.put("b", 2, 5000)
+    cache: OutcomeCache[int] = OutcomeCache(3, clock=Clock())  # 3 accepted, 0 refusals
+    for key, value in (("a", 1), ("b", 2), ("c", 3)):
+        put(cache, key, value)
     assert cache.get("a") == 1  # "b" is now the least recently used
-    cache.put("c", 3, 5000)
+    put(cache, "d", 4)
     assert cache.get("b") is None
-    assert (cache.get("a"), cache.get("c")) == (1, 3)
+    assert (cache.get("a"), cache.get("c"), cache.get("d")) == (1, 3, 4)
 
 
 def test_size_zero_disables_and_clear_empties():
-    cache: VerificationCache[int] = VerificationCache(0, clock=Clock())
-    cache.put("a", 1, 5000)
+    cache: OutcomeCache[int] = OutcomeCache(0, clock=Clock())
+    put(cache, "a", 1)
     assert cache.get("a") is None
-    cache = VerificationCache(4, clock=Clock())
-    cache.put("a", 1, 5000)
+    cache = OutcomeCache(4, clock=Clock())
+    put(cache, "a", 1)
     cache.clear()
-    assert len(cache) == 0
+    assert len(cache) == 0 and cache.bytes == 0
     with pytest.raises(ValueError):
-        VerificationCache(-1)
+        OutcomeCache(-1)
+
+
+def test_keys_are_charged_their_bytes():
+    cache: OutcomeCache[str] = OutcomeCache(1000, 100_000, clock=Clock())
+    big = ("nginx", ("1", "0", "0", "x" * 60_000))
+    assert key_size(big) == 60_008
+    put(cache, big, "v", size=500)
+    assert cache.bytes == 60_008 + 500 + ENTRY_OVERHEAD
+    put(cache, ("nginx", ("1", "0", "0", "y" * 60_000)), "w", size=500)
+    assert len(cache) == 1 and cache.bytes <= 87_500  # the first was evicted for the bytes
+
+
+def test_an_entry_larger_than_the_budget_is_not_kept():
+    cache: OutcomeCache[str] = OutcomeCache(1000, 10_000, clock=Clock())
+    put(cache, "small", "v")
+    put(cache, "x" * 20_000, "huge")
+    assert cache.get("small") == "v" and len(cache) == 1
+
+
+def test_a_flood_of_refusals_never_evicts_accepted_clients():
+    cache: OutcomeCache[str] = OutcomeCache(800, 1_000_000, clock=Clock())
+    for client in range(500):
+        put(cache, f"client-{client}", "identity", size=4000)
+    kept = [client for client in range(500) if cache.get(f"client-{client}") == "identity"]
+    assert len(kept) > 150  # the byte budget, not the entry budget, bounds them
+    for junk in range(20_000):
+        put(cache, f"junk-{junk}-" + "z" * 30_000, "refused", refusal=True)
+    assert [client for client in range(500) if cache.get(f"client-{client}")] == kept
+    assert cache.bytes <= 1_000_000
+    # refusals are remembered too, within their own share
+    assert cache.get("junk-19999-" + "z" * 30_000) == "refused"

@@ -5,13 +5,15 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from asgi_mtls import CertificateRejected, RejectionReason, SpiffeId
-from asgi_mtls.identity import build_identity, parse_spiffe_id, resolve_principal_mapper
+from asgi_mtls.identity import build_identity, parse_spiffe_id, resolve_principal_strategy
 from asgi_mtls.testing import CertificateAuthority
 
 
 def identity_of(cert, principal="default"):
     return build_identity(
-        (cert.certificate, *cert.chain), source="tls", principal=resolve_principal_mapper(principal)
+        (cert.certificate, *cert.chain),
+        source="tls",
+        principal=resolve_principal_strategy(principal),
     )
 
 
@@ -102,7 +104,7 @@ def test_malformed_spiffe_uri_is_never_a_principal():
     ca = CertificateAuthority()
     bad = ca.issue_client("fallback-cn", uris=["spiffe://Bank.example/x"], dns_names=["d.example"])
     identity_check = build_identity(
-        (bad.certificate,), source="tls", principal=resolve_principal_mapper("dns")
+        (bad.certificate,), source="tls", principal=resolve_principal_strategy("dns")
     )
     assert identity_check.spiffe_id is None and identity_check.principal == "d.example"
     with pytest.raises(CertificateRejected) as info:
@@ -151,7 +153,7 @@ def test_fingerprint_strategy_and_callable(pki):
         identity_of(pki.cn_only, lambda i: None)
     assert info.value.reason is RejectionReason.NO_PRINCIPAL
     with pytest.raises(ValueError, match="unknown principal strategy"):
-        resolve_principal_mapper("nickname")
+        resolve_principal_strategy("nickname")
 
 
 def test_multiple_common_names_give_no_cn_principal():
@@ -180,8 +182,12 @@ def test_confusable_names_stay_distinct():
     ca = CertificateAuthority()
     latin = identity_of(ca.issue_client("admin"))
     cyrillic = identity_of(ca.issue_client("\u0430dmin"))
-    zero_width = identity_of(ca.issue_client("ad\u200bmin"))
-    assert len({latin.principal, cyrillic.principal, zero_width.principal}) == 3
+    assert latin.principal != cyrillic.principal
+    # invisible characters in a subject attribute refuse the whole certificate
+    for invisible in ("ad\u200bmin", "admin\u202e", "a\u2028b", "\ufeffadmin"):
+        with pytest.raises(CertificateRejected) as info:
+            identity_of(ca.issue_client(invisible))
+        assert info.value.reason is RejectionReason.INVALID_NAME
 
 
 def test_kubernetes_strategy():

@@ -40,7 +40,9 @@ from asgi_mtls import (
     trust_domain,
 )
 from asgi_mtls.authorization.matchers import Glob
-from asgi_mtls.identity import IDENTITY_SCOPE_KEY, build_identity, resolve_principal_mapper
+from asgi_mtls.authorization.matchers import cn as common_name
+from asgi_mtls.identity import build_identity, resolve_principal_strategy
+from asgi_mtls.inject import IDENTITY_SCOPE_KEY
 from asgi_mtls.testing import CertificateAuthority
 
 CYRILLIC_A = "\u0430"
@@ -49,7 +51,9 @@ ZERO_WIDTH = "\u200b"
 
 def identity_of(cert, strategy="default", roles=()):
     identity = build_identity(
-        (cert.certificate, *cert.chain), source="tls", principal=resolve_principal_mapper(strategy)
+        (cert.certificate, *cert.chain),
+        source="tls",
+        principal=resolve_principal_strategy(strategy),
     )
     return replace(identity, roles=frozenset(roles))
 
@@ -181,13 +185,19 @@ def test_spiffe_prefix_is_segment_wise(certs):
 
 def test_principal_exact_and_glob(certs):
     assert principal("spiffe://prod.example/ns/shop/sa/web").allows(identity_of(certs["web"]))
-    assert principal("a", "legacy-batch").allows(identity_of(certs["cn"]))
-    assert not principal("Legacy-Batch").allows(identity_of(certs["cn"]))
+    assert principal("a.example", "billing.internal.example").allows(identity_of(certs["dns"]))
+    assert not principal("a.example").allows(identity_of(certs["dns"]))
+    # a plain string is never compared with a CN: cn() is
+    assert not principal("legacy-batch").allows(identity_of(certs["cn"]))
+    assert common_name("legacy-batch").allows(identity_of(certs["cn"]))
+    assert not common_name("Legacy-Batch").allows(identity_of(certs["cn"]))
     glob = principal_glob("spiffe://prod.example/ns/*/sa/web")
     assert glob.allows(identity_of(certs["web"]))
     assert not glob.allows(identity_of(certs["deep"]))
-    assert principal_glob("legacy-*").allows(identity_of(certs["cn"]))
+    assert not principal_glob("legacy-*").allows(identity_of(certs["cn"]))  # a DNS glob
+    assert principal_glob("legacy-*", kind="cn").allows(identity_of(certs["cn"]))
     assert principal_glob("billing.*.example").allows(identity_of(certs["dns"]))
+    assert not principal_glob("billing.*", kind="cn").allows(identity_of(certs["dns"]))
 
 
 def test_dns_email_and_cn_certificates(certs):
@@ -196,8 +206,9 @@ def test_dns_email_and_cn_certificates(certs):
     assert dns_name("**.internal.example").allows(identity_of(certs["dns_deep"]))
     assert not dns_name("*.internal.example").allows(identity_of(certs["cn"]))
     assert principal("ops@corp.example").allows(identity_of(certs["email"]))
-    assert principal("legacy-batch").allows(identity_of(certs["cn"]))
-    assert principal("legacy-batch").allows(identity_of(certs["cn"], "cn"))
+    assert common_name("legacy-batch").allows(identity_of(certs["cn"]))
+    assert common_name("legacy-batch").allows(identity_of(certs["cn"], "cn"))
+    assert not principal("legacy-batch").allows(identity_of(certs["cn"], "cn"))
 
 
 def test_trust_domain(certs):
@@ -297,23 +308,23 @@ def test_role(certs):
 
 
 def test_confusable_names_never_match(certs):
-    admin, cyrillic, zero_width = (
-        identity_of(certs[name], "cn") for name in ("admin", "cyrillic", "zero_width")
-    )
+    admin, cyrillic = (identity_of(certs[name], "cn") for name in ("admin", "cyrillic"))
     for requirement in (
-        principal("admin"),
-        principal_glob("admin"),
-        principal_glob("adm*"),
-        principal_glob("*dmin"),
-        require_client("admin"),
+        common_name("admin"),
+        principal_glob("admin", kind="cn"),
+        principal_glob("adm*", kind="cn"),
+        require_client(common_name("admin")),
     ):
         assert requirement.allows(admin), requirement
-        assert not requirement.allows(zero_width), requirement
-    for requirement in (principal("admin"), principal_glob("adm*"), require_client("admin")):
         assert not requirement.allows(cyrillic), requirement
+    assert principal_glob("*dmin", kind="cn").allows(cyrillic)  # '*' stands for the Cyrillic a
     # the pattern's literal part is compared code point by code point
-    assert principal_glob(CYRILLIC_A + "dm*").allows(cyrillic)
-    assert not principal_glob(CYRILLIC_A + "dm*").allows(admin)
+    assert principal_glob(CYRILLIC_A + "dm*", kind="cn").allows(cyrillic)
+    assert not principal_glob(CYRILLIC_A + "dm*", kind="cn").allows(admin)
+    # an invisible character in a subject name refuses the certificate itself
+    with pytest.raises(CertificateRejected) as info:
+        identity_of(certs["zero_width"], "cn")
+    assert info.value.reason is RejectionReason.INVALID_NAME
 
 
 @pytest.mark.parametrize(
@@ -340,21 +351,23 @@ def test_invisible_characters_in_configuration_are_refused(build):
 
 def test_operators_and_functions(certs):
     web, api, cn = (identity_of(certs[n]) for n in ("web", "api", "cn"))
-    either = principal("legacy-batch") | spiffe_glob("spiffe://prod.example/ns/*/sa/web")
+    either = common_name("legacy-batch") | spiffe_glob("spiffe://prod.example/ns/*/sa/web")
     assert either.allows(web) and either.allows(cn) and not either.allows(api)
     both = trust_domain("prod.example") & ~spiffe_glob("spiffe://prod.example/ns/*/sa/api")
     assert both.allows(web) and not both.allows(api) and not both.allows(cn)
-    assert any_of(principal("legacy-batch"), principal("x")).allows(cn)
-    assert not all_of(principal("legacy-batch"), trust_domain("prod.example")).allows(cn)
-    assert not_(principal("legacy-batch")).allows(web)
+    assert any_of(common_name("legacy-batch"), principal("x")).allows(cn)
+    assert not all_of(common_name("legacy-batch"), trust_domain("prod.example")).allows(cn)
+    assert not_(common_name("legacy-batch")).allows(web)
     assert any_client().allows(cn) and all_of().allows(cn) and not any_of().allows(cn)
     assert isinstance(either, Requirement)
     assert (
-        either.describe() == "principal in legacy-batch or SPIFFE ID matches "
+        either.describe() == "CN in legacy-batch or SPIFFE ID matches "
         "spiffe://prod.example/ns/*/sa/web"
     )
     nested = (principal("a") | principal("b")) & ~role("x")
-    assert nested.describe() == "(principal in a or principal in b) and not role in x"
+    assert nested.describe() == (
+        "(principal is DNS name a or principal is DNS name b) and not role in x"
+    )
     assert next(nested.walk()) is nested and len(list(nested.walk())) == 6
     with pytest.raises(TypeError):
         principal("a") & "b"  # type: ignore[operator]
@@ -371,7 +384,7 @@ def test_predicate_that_raises_denies_even_when_negated(certs, caplog):
         assert not (principal("x") | ~predicate(broken)).allows(cn)
     assert "authorization predicate" in caplog.text
     # short-circuit: a branch that already decided is not evaluated
-    assert (principal("legacy-batch") | predicate(broken)).allows(cn)
+    assert (common_name("legacy-batch") | predicate(broken)).allows(cn)
     assert predicate(lambda i: i.attribute("O") == ("Corp",)).allows(cn)
     with pytest.raises(TypeError):
         predicate("not callable")  # type: ignore[arg-type]
@@ -385,14 +398,18 @@ def test_require_client_accepts_matchers_positionally(certs):
     requirement = require_client(spiffe_glob("spiffe://prod.example/ns/*/sa/web"))
     assert requirement.allows(web) and not requirement.allows(api)
     # positional arguments are alternatives; keywords combine with AND
-    mixed = require_client("legacy-batch", spiffe_glob("spiffe://prod.example/ns/*/sa/web"))
+    mixed = require_client(
+        common_name("legacy-batch"), spiffe_glob("spiffe://prod.example/ns/*/sa/web")
+    )
     assert mixed.allows(web) and mixed.allows(cn) and not mixed.allows(api)
     scoped = require_client(
-        "legacy-batch", spiffe_glob("spiffe://prod.example/**"), trust_domain="prod.example"
+        common_name("legacy-batch"),
+        spiffe_glob("spiffe://prod.example/**"),
+        trust_domain="prod.example",
     )
     assert scoped.allows(api) and not scoped.allows(cn)
     assert scoped.describe() == (
-        "(principal in legacy-batch or SPIFFE ID matches spiffe://prod.example/**)"
+        "(CN in legacy-batch or SPIFFE ID matches spiffe://prod.example/**)"
         " and SPIFFE trust domain prod.example"
     )
     admin = require_client(role("payments-admin") | principal("spiffe://prod.example/ns/x"))

@@ -38,7 +38,7 @@ async def test_example_app_openapi_document(example):
     assert whoami["description"].endswith("Client certificate: any valid client certificate.")
     pay = paths["/payments"]["post"]
     assert pay["security"] == MTLS
-    assert pay[EXTENSION] == f"principal in {PAYMENTS}"
+    assert pay[EXTENSION] == f"principal is SPIFFE ID {PAYMENTS}"
     assert paths["/ledger"]["get"][EXTENSION] == "role in bank-service"
     health = paths["/health"]["get"]
     assert "security" not in health

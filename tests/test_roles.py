@@ -25,7 +25,7 @@ from asgi_mtls import (
     spiffe_glob,
     subject_attribute,
 )
-from asgi_mtls.identity import build_identity, resolve_principal_mapper
+from asgi_mtls.identity import build_identity, resolve_principal_strategy
 from asgi_mtls.testing import CertificateAuthority, simulate_connection
 from tests.asgi import get, reason
 
@@ -41,7 +41,7 @@ issuer = "CN=Corp Issuing CA"
 subject = { OU = "SRE", O = ["Corp", "Corp Ltd"] }
 
 [[roles.sre]]
-principal_glob = "legacy-*"
+cn = "legacy-batch"
 
 [roles.mesh]
 spiffe_prefix = "spiffe://bank.example/ns"
@@ -57,7 +57,9 @@ trust_domain = ["bank.example", "corp.example"]
 
 def identity_of(cert, strategy="default"):
     return build_identity(
-        (cert.certificate, *cert.chain), source="tls", principal=resolve_principal_mapper(strategy)
+        (cert.certificate, *cert.chain),
+        source="tls",
+        principal=resolve_principal_strategy(strategy),
     )
 
 
@@ -122,7 +124,7 @@ def test_role_file_toml(tmp_path, people):
     described = roles.describe()
     assert described["sre"] == (
         "(issuer CN=Corp Issuing CA and subject OU in SRE and subject O in Corp, Corp Ltd)"
-        " or principal matches legacy-*"
+        " or CN in legacy-batch"
     )
 
 

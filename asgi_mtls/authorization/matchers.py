@@ -31,22 +31,33 @@ from typing import Final
 
 from cryptography import x509
 
-from asgi_mtls.authorization import (
+from asgi_mtls.authorization.requirements import (
     AllOf,
     AnyOf,
     ClientRequirement,
     Not,
+    PrincipalRequirement,
     Requirement,
     check_name,
     run_predicate,
 )
-from asgi_mtls.identity.identity import _SHORT_NAMES, ClientIdentity, parse_spiffe_id
+from asgi_mtls.identity import ClientIdentity
+from asgi_mtls.identity.identity import SHORT_NAMES
+from asgi_mtls.identity.names import (
+    NameKind,
+    is_dns_name,
+    is_uri,
+    parse_principal,
+    parse_spiffe_id,
+    parse_trust_domain,
+)
 
 __all__ = [
     "Glob",
     "all_of",
     "any_client",
     "any_of",
+    "cn",
     "dns_name",
     "fingerprint",
     "group",
@@ -63,13 +74,12 @@ __all__ = [
     "trust_domain",
 ]
 
-_TRUST_DOMAIN: Final = re.compile(r"[a-z0-9._-]+")
 _SPIFFE_SEGMENT_PATTERN: Final = re.compile(r"[A-Za-z0-9._*-]+")
 _ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*")
 _DOTTED_OID: Final = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*))+")
 #: Subject attribute names as ClientIdentity spells them, and their OIDs.
-_ATTRIBUTE_NAMES: Final = frozenset(_SHORT_NAMES.values())
-_SHORT_NAME_OF_OID: Final = {oid.dotted_string: name for oid, name in _SHORT_NAMES.items()}
+_ATTRIBUTE_NAMES: Final = frozenset(SHORT_NAMES.values())
+_SHORT_NAME_OF_OID: Final = {oid.dotted_string: name for oid, name in SHORT_NAMES.items()}
 
 
 def _names(values: Iterable[str], what: str) -> frozenset[str]:
@@ -117,40 +127,92 @@ class Glob:
 # -- names ----------------------------------------------------------------------------------
 
 
-class _Principal(Requirement):
+def principal(*names: str) -> Requirement:
+    """The principal is one of ``names``, compared by kind and value: each name's kind comes
+    from its shape (``spiffe://...`` a SPIFFE ID, ``scheme:...`` a URI, ``a@b`` an email, a
+    host name a DNS name, ``CN=...`` a subject, 64 hex digits a fingerprint; see
+    :func:`~asgi_mtls.identity.names.parse_principal`).  For a common name use :func:`cn`."""
+    if not names:
+        raise ValueError("at least one principal is needed")
+    return PrincipalRequirement(parse_principal(name) for name in names)
+
+
+class _CommonName(Requirement):
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names
 
     def _matches(self, identity: ClientIdentity) -> bool:
-        return identity.principal in self.names
+        common_names = identity.common_names
+        return len(common_names) == 1 and common_names[0] in self.names
 
     def describe(self) -> str:
-        return f"principal in {_listed(self.names)}"
+        return f"CN in {_listed(self.names)}"
 
 
-def principal(*names: str) -> Requirement:
-    """The principal equals one of ``names`` (exact comparison)."""
-    return _Principal(_names(names, "principal"))
+def cn(*names: str) -> Requirement:
+    """The certificate's subject has exactly one common name, and it is one of ``names``.
+
+    The only way to match a CN: a plain string in a requirement is never compared with a CN
+    (it could be a DNS name; issue #8).  Whatever the principal strategy, this reads the
+    subject itself; two CNs in one subject never match."""
+    return _CommonName(_names(names, "common name"))
+
+
+#: Glob separators per kind: ``*`` stays inside one label of a DNS name, one path segment
+#: of a URI or SPIFFE ID.
+_GLOB_SEPARATORS: Final = {NameKind.DNS: "."}
+
+
+def _glob_kind(pattern: str) -> NameKind:
+    check_name(pattern, "pattern")
+    if pattern.lower().startswith("spiffe:"):
+        return NameKind.SPIFFE
+    if is_uri(pattern.replace("*", "x")):
+        return NameKind.URI
+    if "@" in pattern:
+        return NameKind.EMAIL
+    if is_dns_name(pattern.replace("*", "x")):
+        return NameKind.DNS
+    raise ValueError(
+        f"cannot tell which kind of name the pattern {pattern!r} is for; pass kind= "
+        "(spiffe, uri, dns, email, cn)"
+    )
 
 
 class _PrincipalGlob(Requirement):
-    def __init__(self, globs: tuple[Glob, ...]) -> None:
+    def __init__(self, globs: tuple[tuple[NameKind, Glob], ...]) -> None:
         self.globs = globs
 
     def _matches(self, identity: ClientIdentity) -> bool:
-        return any(glob.matches(identity.principal) for glob in self.globs)
+        kind, value = identity.principal_kind, identity.principal
+        return any(
+            (kind is wanted or kind is NameKind.CUSTOM) and glob.matches(value)
+            for wanted, glob in self.globs
+        )
 
     def describe(self) -> str:
-        return "principal matches " + " or ".join(glob.pattern for glob in self.globs)
+        return "principal matches " + " or ".join(
+            f"{kind.value}:{glob.pattern}" for kind, glob in self.globs
+        )
 
 
-def principal_glob(*patterns: str) -> Requirement:
-    """The principal matches one of the glob ``patterns``; ``*`` stays within one
-    ``/``-separated segment, ``**`` spans segments.  For SPIFFE IDs prefer
-    :func:`spiffe_glob`, which also checks the pattern is a valid SPIFFE ID pattern."""
+def principal_glob(*patterns: str, kind: NameKind | str | None = None) -> Requirement:
+    """The principal matches one of the glob ``patterns``, and is of the pattern's kind
+    (inferred from its shape as in :func:`principal`, or given: ``kind="cn"``).  ``*`` stays
+    within one ``/``-separated segment (one ``.``-separated label for DNS names), ``**``
+    spans segments.  For SPIFFE IDs prefer :func:`spiffe_glob`, which also checks the
+    pattern is a valid SPIFFE ID pattern.  Subjects cannot be globbed (no patterns over DN
+    strings)."""
     if not patterns:
         raise ValueError("at least one pattern is needed")
-    return _PrincipalGlob(tuple(Glob(pattern, "/") for pattern in patterns))
+    forced = None if kind is None else NameKind(kind)
+    if forced in (NameKind.SUBJECT, NameKind.FINGERPRINT):
+        raise ValueError(f"principal_glob does not match {forced.value} principals")
+    globs = []
+    for pattern in patterns:
+        wanted = forced or _glob_kind(pattern)
+        globs.append((wanted, Glob(pattern, _GLOB_SEPARATORS.get(wanted, "/"))))
+    return _PrincipalGlob(tuple(globs))
 
 
 class _SpiffeGlob(Requirement):
@@ -180,11 +242,13 @@ def _spiffe_pattern(pattern: str) -> tuple[str, Glob | None, str]:
     if not pattern.startswith("spiffe://"):
         raise ValueError(f"SPIFFE ID pattern {pattern!r} must start with 'spiffe://'")
     domain, slash, path = pattern[len("spiffe://") :].partition("/")
-    if not _TRUST_DOMAIN.fullmatch(domain):
+    try:
+        parse_trust_domain(domain)
+    except ValueError:
         raise ValueError(
             f"invalid trust domain {domain!r} in SPIFFE ID pattern {pattern!r}"
             " (wildcards are for the path only)"
-        )
+        ) from None
     if not slash:
         return domain, None, pattern
     for segment in path.split("/"):
@@ -210,7 +274,7 @@ class _SpiffePrefix(Requirement):
         spiffe = identity.spiffe_id
         if spiffe is None:
             return False
-        segments = tuple(spiffe.path.split("/")[1:]) if spiffe.path else ()
+        segments = spiffe.segments
         return any(
             spiffe.trust_domain == domain and segments[: len(prefix)] == prefix
             for domain, prefix in self.prefixes
@@ -230,8 +294,7 @@ def spiffe_prefix(*prefixes: str) -> Requirement:
     parsed = []
     for prefix in prefixes:
         spiffe = parse_spiffe_id(check_name(prefix, "SPIFFE ID prefix"))
-        segments = tuple(spiffe.path.split("/")[1:]) if spiffe.path else ()
-        parsed.append((spiffe.trust_domain, segments))
+        parsed.append((spiffe.trust_domain, spiffe.segments))
     return _SpiffePrefix(tuple(parsed))
 
 
@@ -249,8 +312,7 @@ class _TrustDomain(Requirement):
 def trust_domain(*domains: str) -> Requirement:
     """The client's SPIFFE ID belongs to one of the trust ``domains``."""
     for domain in domains:
-        if not isinstance(domain, str) or not _TRUST_DOMAIN.fullmatch(domain):
-            raise ValueError(f"invalid SPIFFE trust domain {domain!r}")
+        parse_trust_domain(domain)
     return _TrustDomain(_names(domains, "trust domain"))
 
 

@@ -33,9 +33,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import re
-import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeVar, overload
 
 from starlette.concurrency import run_in_threadpool
@@ -44,7 +42,15 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason, log_rejection, send_rejection
-from asgi_mtls.identity import ClientIdentity, get_client_identity
+from asgi_mtls.identity import ClientIdentity
+from asgi_mtls.identity.names import (
+    NameKind,
+    Principal,
+    check_name,
+    parse_principal,
+    parse_trust_domain,
+)
+from asgi_mtls.inject import get_client_identity
 from asgi_mtls.sources.proxies import transport_peer
 
 __all__ = [
@@ -54,6 +60,7 @@ __all__ = [
     "AnyOf",
     "ClientRequirement",
     "Not",
+    "PrincipalRequirement",
     "Public",
     "Requirement",
     "check_name",
@@ -66,28 +73,8 @@ __all__ = [
 logger = logging.getLogger("asgi_mtls")
 
 F = TypeVar("F", bound=Callable[..., Any])
-_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
-#: Unicode categories never accepted in a configured name: controls, format characters
-#: (zero-width space and joiners, bidi controls), surrogates, private use, unassigned, line and
-#: paragraph separators.  A name that contains one is almost certainly a mistake or a trick.
-_INVISIBLE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 #: The attribute on a decorated endpoint that lists what it declares (audit, deny_by_default).
 REQUIREMENTS_ATTRIBUTE: Final = "__asgi_mtls_requirements__"
-
-
-def check_name(value: object, what: str) -> str:
-    """``value`` if it is a usable configured name; else ``ValueError`` naming ``what``.
-
-    Refuses non-strings, the empty string, and invisible or control characters (NUL,
-    zero-width space, bidi controls, ...).  Nothing is normalised: ``\u0430dmin`` (with a
-    Cyrillic a) stays a different name from ``admin``.
-    """
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"invalid {what} {value!r}")
-    for char in value:
-        if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
-            raise ValueError(f"invalid {what} {value!r}: invisible or control character")
-    return value
 
 
 class _Denied(Exception):
@@ -303,13 +290,37 @@ class Not(Requirement):
         return f"not {self.part._nested()}"
 
 
+class PrincipalRequirement(Requirement):
+    """Allows a client whose principal is one of ``names``, compared by kind *and* value
+    (issue #8): a CN, DNS or email SAN that holds the text of a SPIFFE ID is not that SPIFFE
+    ID.  A principal of kind ``custom`` (a plain string from the app's own mapper) is
+    compared by value: the app chose those names."""
+
+    def __init__(self, names: Iterable[Principal]) -> None:
+        self.names = frozenset(names)
+        if not self.names:
+            raise ValueError("at least one principal is needed")
+        self._keys = frozenset((name.kind, name.value) for name in self.names)
+        self._values = frozenset(name.value for name in self.names)
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        if identity.principal_kind is NameKind.CUSTOM:
+            return identity.principal in self._values
+        return (identity.principal_kind, identity.principal) in self._keys
+
+    def describe(self) -> str:
+        return "principal is " + " or ".join(sorted(name.describe() for name in self.names))
+
+
 class ClientRequirement(Requirement):
     """Allows a client whose identity satisfies every given condition.
 
-    ``alternatives`` (positional): strings are exact principals (case-sensitive comparison of
-    the parsed name), requirement objects are matched; the client must satisfy at least one of
-    them.  ``trust_domain``: the client's SPIFFE ID must belong to it.  ``predicate``: any
-    further test of the :class:`ClientIdentity` (one that raises denies).  The three kinds of
+    ``alternatives`` (positional): strings are principals of the kind their shape says
+    (``spiffe://...`` a SPIFFE ID, ``scheme:...`` a URI, ``a@b`` an email, a host name a DNS
+    name; see :func:`~asgi_mtls.identity.names.parse_principal`), compared by kind and value,
+    exactly; requirement objects are matched; the client must satisfy at least one of them.
+    ``trust_domain``: the client's SPIFFE ID must belong to it.  ``predicate``: any further
+    test of the :class:`ClientIdentity` (one that raises denies).  The three kinds of
     condition combine with AND.
     """
 
@@ -319,16 +330,17 @@ class ClientRequirement(Requirement):
         trust_domain: str | None = None,
         predicate: Callable[[ClientIdentity], bool] | None = None,
     ) -> None:
-        principals: list[str] = []
+        principals: list[Principal] = []
         matchers: list[Requirement] = []
         for alternative in alternatives:
             if isinstance(alternative, Requirement):
                 matchers.append(alternative)
             else:
-                principals.append(check_name(alternative, "principal"))
-        if trust_domain is not None and not _TRUST_DOMAIN.fullmatch(trust_domain):
-            raise ValueError(f"invalid SPIFFE trust domain {trust_domain!r}")
-        self.principals = frozenset(principals)
+                principals.append(parse_principal(alternative))
+        if trust_domain is not None:
+            parse_trust_domain(trust_domain)
+        if principals:  # one typed comparison for all the strings, tried first
+            matchers.insert(0, PrincipalRequirement(principals))
         self.matchers = tuple(matchers)
         self.trust_domain = trust_domain
         self.predicate = predicate
@@ -337,10 +349,7 @@ class ClientRequirement(Requirement):
         return self.matchers
 
     def describe(self) -> str:
-        alternatives = []
-        if self.principals:
-            alternatives.append("principal in " + ", ".join(sorted(self.principals)))
-        alternatives += [matcher._nested() for matcher in self.matchers]
+        alternatives = [matcher._nested() for matcher in self.matchers]
         parts = []
         if alternatives:
             either = " or ".join(alternatives)
@@ -357,11 +366,7 @@ class ClientRequirement(Requirement):
         return f"({described})" if " and " in described or " or " in described else described
 
     def _matches(self, identity: ClientIdentity) -> bool:
-        if (
-            (self.principals or self.matchers)
-            and identity.principal not in self.principals
-            and not any(matcher._matches(identity) for matcher in self.matchers)
-        ):
+        if self.matchers and not any(matcher._matches(identity) for matcher in self.matchers):
             return False
         if self.trust_domain is not None and identity.trust_domain != self.trust_domain:
             return False

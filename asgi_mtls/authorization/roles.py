@@ -26,7 +26,8 @@ rule of a role grants it::
     issuer = "CN=Corp Issuing CA,O=Corp"
     subject = { OU = "SRE" }
 
-Rule keys: ``principal`` (exact), ``principal_glob``, ``spiffe_glob``, ``spiffe_prefix``,
+Rule keys: ``principal`` (typed by shape, as in ``require_client``), ``cn`` (the single
+common name), ``principal_glob``, ``spiffe_glob``, ``spiffe_prefix``,
 ``trust_domain``, ``issuer`` (RFC 4514), ``subject`` (a table of attribute → value(s)),
 ``dns`` (DNS SAN globs), ``group`` (Kubernetes groups), ``fingerprint``, ``spki``.  An
 unknown key, an empty rule or a bad value is a :class:`RoleConfigError` when the map is built.
@@ -41,10 +42,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from asgi_mtls.authorization import AllOf, AnyOf, Requirement
 from asgi_mtls.authorization.matchers import (
     RoleRequirement,
     check_role_name,
+    cn,
     dns_name,
     fingerprint,
     group,
@@ -57,12 +58,14 @@ from asgi_mtls.authorization.matchers import (
     subject_attribute,
     trust_domain,
 )
+from asgi_mtls.authorization.requirements import AllOf, AnyOf, Requirement
 from asgi_mtls.identity import ClientIdentity
 
 __all__ = ["RoleConfigError", "RoleMap", "load_roles"]
 
 _RULE_KEYS: Final[dict[str, Callable[..., Requirement]]] = {
     "principal": principal,
+    "cn": cn,
     "principal_glob": principal_glob,
     "spiffe_glob": spiffe_glob,
     "spiffe_prefix": spiffe_prefix,

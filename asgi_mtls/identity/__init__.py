@@ -1,33 +1,30 @@
 """Stage 3 of the pipeline: who is calling.
 
-:mod:`~asgi_mtls.identity.identity` builds the :class:`ClientIdentity` of a validated chain;
-the principal strategies and the parsing of names live beside it.
+:mod:`~asgi_mtls.identity.names` (typed names: SPIFFE IDs, SAN syntax, principals with their
+kind), :mod:`~asgi_mtls.identity.principals` (which name is the principal) and
+:mod:`~asgi_mtls.identity.identity` (the :class:`ClientIdentity` of a validated chain).
 """
 
 from __future__ import annotations
 
-from asgi_mtls.identity.identity import (
-    IDENTITY_SCOPE_KEY,
-    ClientIdentity,
-    ClientUser,
+from asgi_mtls.identity.identity import ClientIdentity, build_identity
+from asgi_mtls.identity.names import NameKind, Principal, SpiffeId, parse_spiffe_id
+from asgi_mtls.identity.principals import (
     PrincipalMapper,
     PrincipalStrategy,
-    SpiffeId,
-    build_identity,
-    get_client_identity,
-    parse_spiffe_id,
-    resolve_principal_mapper,
+    StrategyName,
+    resolve_principal_strategy,
 )
 
 __all__ = [
-    "IDENTITY_SCOPE_KEY",
     "ClientIdentity",
-    "ClientUser",
+    "NameKind",
+    "Principal",
     "PrincipalMapper",
     "PrincipalStrategy",
     "SpiffeId",
+    "StrategyName",
     "build_identity",
-    "get_client_identity",
     "parse_spiffe_id",
-    "resolve_principal_mapper",
+    "resolve_principal_strategy",
 ]

@@ -1,0 +1,175 @@
+"""Stages 1 to 3 behind the cache: a scope in, an identity, none, or a typed rejection out.
+
+For each source that sees something in the scope (``find``), the resolver checks that a
+header source comes from a trusted proxy, then looks the raw values up in the cache; on a
+miss it decodes them (``decode``), validates the certificate and maps it to a
+:class:`~asgi_mtls.identity.ClientIdentity`, and caches the *outcome*.  Fail closed: whatever a
+source, the validator or the principal strategy raises becomes a typed rejection
+(``source_error``, ``validation_error``), never a 500 and never an anonymous pass (issue #8).
+One identity per request: two sources presenting certificates is ``conflicting_sources``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from asgi_mtls.authorization.roles import RoleMap
+from asgi_mtls.cache import OutcomeCache
+from asgi_mtls.errors import CertificateRejected, Rejection, RejectionReason
+from asgi_mtls.identity import ClientIdentity, PrincipalStrategy, build_identity
+from asgi_mtls.sources import CertificateSource, TrustedProxies, transport_peer
+from asgi_mtls.sources.types import PresentedCertificate, RawValues
+from asgi_mtls.validation import CertificateValidator
+
+__all__ = ["NEGATIVE_TTL", "POSITIVE_TTL", "CertificateResolver"]
+
+logger = logging.getLogger("asgi_mtls")
+
+#: How long a rejection is remembered (seconds): a client retrying a bad certificate costs a
+#: lookup, and a fixed clock or trust problem is noticed within this time.
+NEGATIVE_TTL: Final = 60.0
+#: Upper bound on how long an accepted certificate is remembered (seconds).
+POSITIVE_TTL: Final = 3600.0
+#: What a cached identity is charged beyond its key: the parsed certificates (about three
+#: times their DER) and the identity's own fields.
+IDENTITY_OVERHEAD: Final = 2048
+
+
+class _NoCertificate:
+    """The cached outcome of raw values that say "no certificate" (nginx's verdict NONE)."""
+
+    __slots__ = ()
+
+
+NO_CERTIFICATE: Final = _NoCertificate()
+Outcome = ClientIdentity | Rejection | _NoCertificate
+
+
+def _failure(reason: RejectionReason, what: str, exc: Exception) -> Rejection:
+    logger.error("%s failed unexpectedly; refusing the request", what, exc_info=exc)
+    return Rejection(reason, f"{what}: {type(exc).__name__}: {exc}")
+
+
+class CertificateResolver:
+    """Who presented which certificate on a scope: see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        sources: Sequence[CertificateSource],
+        validator: CertificateValidator,
+        principal: PrincipalStrategy,
+        roles: RoleMap | None,
+        trusted_proxies: TrustedProxies,
+        trust_scope_client: bool,
+        ignore_untrusted_headers: bool,
+        cache: OutcomeCache[Outcome],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sources = tuple(sources)
+        self.validator = validator
+        self.principal = principal
+        self.roles = roles
+        self.trusted_proxies = trusted_proxies
+        self.trust_scope_client = trust_scope_client
+        self.ignore_untrusted_headers = ignore_untrusted_headers
+        self.cache = cache
+        self._clock = clock
+        self._generation = validator.generation
+        #: Outcomes computed rather than found in the cache (each a decode and a validation).
+        self.misses = 0
+
+    def resolve(self, scope: Mapping[str, Any]) -> ClientIdentity | None:
+        """The identity of ``scope``'s client, ``None`` if it presented no certificate.
+
+        Raises :class:`CertificateRejected` for anything presented but not acceptable.
+        """
+        generation = self.validator.generation  # read before validating anything
+        if generation != self._generation:
+            # Trust reloads and revocation updates bump it: drop every cached outcome, so
+            # a newly revoked client is refused on its next request.
+            self.cache.clear()
+            self._generation = generation
+        identities: list[ClientIdentity] = []
+        for source in self.sources:
+            try:
+                raw = source.find(scope)
+            except Exception as exc:
+                raise _failure(RejectionReason.SOURCE_ERROR, source.name, exc).exception() from None
+            if raw is None or not self._believed(source, scope):
+                continue
+            outcome = self._outcome(source, raw)
+            if isinstance(outcome, Rejection):
+                raise outcome.exception()
+            if isinstance(outcome, ClientIdentity):
+                identities.append(outcome)
+        if len(identities) > 1:
+            raise CertificateRejected(
+                RejectionReason.CONFLICTING_SOURCES,
+                "certificates from " + ", ".join(identity.source for identity in identities),
+            )
+        return identities[0] if identities else None
+
+    def _believed(self, source: CertificateSource, scope: Mapping[str, Any]) -> bool:
+        """Whether ``source``'s values count: always for the TLS extension; for a header,
+        only from a trusted proxy (else ``untrusted_proxy``, or ignored if so configured)."""
+        if not source.requires_trusted_proxy:
+            return True
+        peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
+        own: TrustedProxies | None = getattr(source, "trusted_proxies", None)
+        proxies = own if own is not None else self.trusted_proxies  # [] trusts nobody
+        if proxies.is_trusted(peer):
+            return True
+        if self.ignore_untrusted_headers:
+            return False
+        why = "unknown transport peer" if peer is None else f"peer {peer}"
+        raise CertificateRejected(
+            RejectionReason.UNTRUSTED_PROXY,
+            f"{source.name} certificate header from untrusted {why}",
+        )
+
+    def _outcome(self, source: CertificateSource, raw: RawValues) -> Outcome:
+        key = (source.name, raw)
+        outcome = self.cache.get(key)
+        if outcome is None:
+            self.misses += 1
+            outcome, expires_at, size = self._verify(source, raw)
+            refusal = isinstance(outcome, Rejection)
+            self.cache.put(key, outcome, expires_at, size=size, refusal=refusal)
+        return outcome
+
+    def _verify(self, source: CertificateSource, raw: RawValues) -> tuple[Outcome, float, int]:
+        """Decode, validate and map ``raw``: the outcome, until when it may be reused, and
+        the bytes it holds."""
+        now = self._clock()
+        try:
+            presented = source.decode(raw)
+        except CertificateRejected as exc:
+            return exc.rejection, now + NEGATIVE_TTL, len(exc.log_detail)
+        except Exception as exc:  # a source's bug is a refusal, never a 500
+            rejection = _failure(RejectionReason.SOURCE_ERROR, source.name, exc)
+            return rejection, now + NEGATIVE_TTL, len(rejection.detail)
+        if presented is None:
+            return NO_CERTIFICATE, now + POSITIVE_TTL, 0
+        try:
+            identity, expires_at = self._identify(source, presented)
+        except CertificateRejected as exc:
+            return exc.rejection, now + NEGATIVE_TTL, len(exc.log_detail)
+        except Exception as exc:  # fail closed: any validator fault is a rejection
+            rejection = _failure(RejectionReason.INTERNAL_ERROR, "certificate validation", exc)
+            return rejection, now + NEGATIVE_TTL, len(rejection.detail)
+        size = IDENTITY_OVERHEAD + 3 * (len(presented.leaf) + sum(map(len, presented.chain)))
+        return identity, min(expires_at, now + POSITIVE_TTL), size
+
+    def _identify(
+        self, source: CertificateSource, presented: PresentedCertificate
+    ) -> tuple[ClientIdentity, float]:
+        verified = self.validator.validate(presented.leaf, presented.chain)
+        identity = build_identity(verified.chain, source=source.name, principal=self.principal)
+        if self.roles is not None:
+            identity = replace(identity, roles=self.roles.roles_for(identity))
+        return identity, verified.expires_at.timestamp()
