@@ -30,9 +30,9 @@ from asgi_mtls import (
 )
 from asgi_mtls.fastapi import install_openapi
 
-from .pki import PAYMENTS, REPORTS
+from .pki import PAYMENTS, REPORTS, ensure_dev_pki
 
-#: The development PKI's CA (``python -m example_app`` creates it); only read on first request.
+#: The development PKI's CA, created on first use (never use it in production).
 DEFAULT_TRUST = Path(__file__).resolve().parent / ".pki" / "ca.pem"
 
 ROLES = RoleMap({"bank-service": spiffe_glob("spiffe://bank.example/*")})
@@ -62,6 +62,8 @@ def identity_json(client: ClientIdentity) -> dict[str, Any]:
 
 
 def create_app(trust: Path = DEFAULT_TRUST, *, trusted_proxies: Iterable[str] = ()) -> FastAPI:
+    if trust == DEFAULT_TRUST:
+        ensure_dev_pki(DEFAULT_TRUST.parent)
     app = FastAPI(title="asgi-mtls demo")
 
     @app.get("/health")

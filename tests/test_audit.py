@@ -126,14 +126,15 @@ def test_starlette_app_audit(pki):
 
 def test_deny_by_default_flags_undeclared_routes(pki, capsys, tmp_path, monkeypatch):
     module = tmp_path / "audited_app.py"
+    trust = pki.root.write(tmp_path, "ca")  # the audit reads the middleware as built
     module.write_text(
         "from starlette.applications import Starlette\n"
         "from starlette.middleware import Middleware\n"
         "from asgi_mtls import MTLSMiddleware\n"
         "from tests.apps import starlette_app\n"
         "app = Starlette(routes=starlette_app().routes, middleware=[Middleware(\n"
-        "    MTLSMiddleware, trust='unused.pem', deny_by_default=True, require_certificate=True,\n"
-        "    exempt_paths=['/health'])])\n"
+        f"    MTLSMiddleware, trust={str(trust)!r}, deny_by_default=True,\n"
+        "    require_certificate=True, exempt_paths=['/health'])])\n"
     )
     monkeypatch.syspath_prepend(str(ROOT))
     code, data = routes_json(capsys, "audited_app:app", "--app-dir", str(tmp_path), "--strict")

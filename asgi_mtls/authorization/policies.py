@@ -35,9 +35,10 @@ from typing import Any, Generic, TypeVar
 from asgi_mtls.authorization.requirements import Public, Requirement
 from asgi_mtls.identity.names import check_name
 
-__all__ = ["PathPolicies", "PathTable", "Policy", "route_path"]
+__all__ = ["PathPolicies", "PathTable", "PolicyValue", "route_path"]
 
-Policy = Requirement | Public
+#: A path table value: a requirement, or ``PUBLIC`` (no check).
+PolicyValue = Requirement | Public
 V = TypeVar("V")
 
 
@@ -103,10 +104,12 @@ class PathTable(Generic[V]):
         return f"{type(self).__name__}({dict(self.patterns)!r})"
 
 
-class PathPolicies(PathTable[Policy]):
+class PathPolicies(PathTable[PolicyValue]):
     """The middleware's ``policies=`` table: each value a requirement or ``PUBLIC``."""
 
-    def __init__(self, policies: Mapping[str, Policy] | Iterable[tuple[str, Policy]]) -> None:
+    def __init__(
+        self, policies: Mapping[str, PolicyValue] | Iterable[tuple[str, PolicyValue]]
+    ) -> None:
         super().__init__(policies, "path")
         for pattern, policy in self.patterns:
             if not isinstance(policy, Requirement | Public):

@@ -67,6 +67,7 @@ __all__ = [
     "declared_requirements",
     "public",
     "rejection_handler",
+    "rejection_response",
     "require_client",
 ]
 
@@ -125,17 +126,32 @@ class Requirement:
             logger.exception("authorization requirement %r raised; denying", self)
             return False
 
-    def check(self, connection: HTTPConnection | Mapping[str, Any]) -> ClientIdentity:
-        """The identity on ``connection`` if allowed; else raise ``CertificateRejected``."""
-        identity = get_client_identity(connection)
+    def explain(self, identity: ClientIdentity) -> str:
+        """Why ``identity`` is denied, from the condition that denied it (like go-spiffe's
+        matchers, a denial carries its reason).  Only meaningful when :meth:`allows` is
+        false; combinations name the part that failed."""
+        return f"not {self._nested()}"
+
+    def verify(self, identity: ClientIdentity | None, *, context: str = "") -> ClientIdentity:
+        """``identity`` if it is allowed; else raise ``CertificateRejected``: ``missing``
+        (anonymous) or ``forbidden``, with the denying condition in the log detail."""
+        prefix = f"{context}: " if context else ""
         if identity is None:
-            raise CertificateRejected(RejectionReason.MISSING, "anonymous request")
+            raise CertificateRejected(RejectionReason.MISSING, f"{prefix}anonymous request")
         if not self.allows(identity):
+            try:
+                why = self.explain(identity)
+            except Exception:  # explaining must not turn a denial into a 500
+                why = f"not {self._nested()}"
             raise CertificateRejected(
                 RejectionReason.FORBIDDEN,
-                f"principal {identity.principal!r} does not satisfy {self.describe()}",
+                f"{prefix}{identity.principal_kind.value} {identity.principal!r}: {why}",
             )
         return identity
+
+    def check(self, connection: HTTPConnection | Mapping[str, Any]) -> ClientIdentity:
+        """The identity on ``connection`` if allowed; else raise ``CertificateRejected``."""
+        return self.verify(get_client_identity(connection))
 
     # -- combinations ------------------------------------------------------------------------
 
@@ -197,7 +213,7 @@ class Requirement:
                 self.check(request)
             except CertificateRejected as exc:
                 _log_denied(request, exc)
-                return _error_response(exc)
+                return rejection_response(exc)
             if is_async:
                 return await endpoint(*args, **kwargs)
             return await run_in_threadpool(endpoint, *args, **kwargs)
@@ -261,6 +277,12 @@ class AllOf(_Combination):
     def _matches(self, identity: ClientIdentity) -> bool:
         return all(part._matches(identity) for part in self.parts)
 
+    def explain(self, identity: ClientIdentity) -> str:
+        for part in self.parts:
+            if not part.allows(identity):
+                return part.explain(identity)
+        return super().explain(identity)
+
 
 class AnyOf(_Combination):
     """Allows when at least one part allows (``a | b``).  No parts: nobody."""
@@ -270,6 +292,11 @@ class AnyOf(_Combination):
 
     def _matches(self, identity: ClientIdentity) -> bool:
         return any(part._matches(identity) for part in self.parts)
+
+    def explain(self, identity: ClientIdentity) -> str:
+        if not self.parts:
+            return "nobody is allowed"
+        return "; ".join(part.explain(identity) for part in self.parts)
 
 
 class Not(Requirement):
@@ -288,6 +315,9 @@ class Not(Requirement):
 
     def describe(self) -> str:
         return f"not {self.part._nested()}"
+
+    def explain(self, identity: ClientIdentity) -> str:
+        return f"{self.part._nested()} holds"
 
 
 class PrincipalRequirement(Requirement):
@@ -310,6 +340,9 @@ class PrincipalRequirement(Requirement):
 
     def describe(self) -> str:
         return "principal is " + " or ".join(sorted(name.describe() for name in self.names))
+
+    def explain(self, identity: ClientIdentity) -> str:
+        return "principal is not " + " or ".join(sorted(n.describe() for n in self.names))
 
 
 class ClientRequirement(Requirement):
@@ -364,6 +397,13 @@ class ClientRequirement(Requirement):
     def _nested(self) -> str:
         described = self.describe()
         return f"({described})" if " and " in described or " or " in described else described
+
+    def explain(self, identity: ClientIdentity) -> str:
+        if self.matchers and not any(matcher.allows(identity) for matcher in self.matchers):
+            return "; ".join(matcher.explain(identity) for matcher in self.matchers)
+        if self.trust_domain is not None and identity.trust_domain != self.trust_domain:
+            return f"SPIFFE trust domain {identity.trust_domain!r} is not {self.trust_domain!r}"
+        return "predicate " + getattr(self.predicate, "__name__", repr(self.predicate))
 
     def _matches(self, identity: ClientIdentity) -> bool:
         if self.matchers and not any(matcher._matches(identity) for matcher in self.matchers):
@@ -460,7 +500,8 @@ def declared_requirements(endpoint: object) -> tuple[Requirement | Public, ...]:
     return tuple(m for m in marks if isinstance(m, Requirement | Public))
 
 
-def _error_response(exc: CertificateRejected) -> Response:
+def rejection_response(exc: CertificateRejected) -> Response:
+    """The JSON response of a refused HTTP request (``no-store``)."""
     return Response(
         exc.json_body(),
         status_code=exc.status_code,
@@ -487,4 +528,4 @@ async def rejection_handler(connection: HTTPConnection, exc: Exception) -> Respo
     if isinstance(connection, WebSocket):
         await send_rejection(connection.scope, connection.send, exc)
         return None
-    return _error_response(exc)
+    return rejection_response(exc)
