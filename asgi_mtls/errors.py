@@ -65,7 +65,7 @@ class RejectionReason(enum.StrEnum):
     #: A key in the chain is too weak (RSA modulus below the configured minimum).
     WEAK_KEY = "weak_key"
     #: The validator failed unexpectedly; rejected rather than passed (fail closed).
-    INTERNAL_ERROR = "validation_error"
+    VALIDATION_ERROR = "validation_error"
     #: A certificate in the chain is listed as revoked by a CRL or an OCSP responder.
     REVOKED = "revoked"
     #: The revocation status could not be determined (no fresh CRL or OCSP answer) under a
@@ -109,7 +109,7 @@ _STATUS: Final[dict[RejectionReason, int]] = {
     RejectionReason.FORBIDDEN: 403,
     RejectionReason.NO_PRINCIPAL: 401,
     RejectionReason.WEAK_KEY: 401,
-    RejectionReason.INTERNAL_ERROR: 401,
+    RejectionReason.VALIDATION_ERROR: 401,
     RejectionReason.REVOKED: 401,
     RejectionReason.REVOCATION_UNKNOWN: 401,
     RejectionReason.ISSUER_NOT_ALLOWED: 401,
@@ -134,7 +134,7 @@ _MESSAGES: Final[dict[RejectionReason, str]] = {
     RejectionReason.FORBIDDEN: "this client is not allowed to call this resource",
     RejectionReason.NO_PRINCIPAL: "no principal name could be derived from the certificate",
     RejectionReason.WEAK_KEY: "the client certificate chain uses a key that is too weak",
-    RejectionReason.INTERNAL_ERROR: "the client certificate could not be verified",
+    RejectionReason.VALIDATION_ERROR: "the client certificate could not be verified",
     RejectionReason.REVOKED: "the client certificate has been revoked",
     RejectionReason.REVOCATION_UNKNOWN: "the revocation status of the client certificate is "
     "unknown",

@@ -160,7 +160,7 @@ class CertificateResolver:
         except CertificateRejected as exc:
             return exc.rejection, now + NEGATIVE_TTL, len(exc.log_detail)
         except Exception as exc:  # fail closed: any validator fault is a rejection
-            rejection = _failure(RejectionReason.INTERNAL_ERROR, "certificate validation", exc)
+            rejection = _failure(RejectionReason.VALIDATION_ERROR, "certificate validation", exc)
             return rejection, now + NEGATIVE_TTL, len(rejection.detail)
         size = IDENTITY_OVERHEAD + 3 * (len(presented.leaf) + sum(map(len, presented.chain)))
         return identity, min(expires_at, now + POSITIVE_TTL), size

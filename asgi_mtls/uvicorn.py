@@ -351,7 +351,7 @@ def _importable(module: str) -> bool:
     return True
 
 
-def _resolve(name: str) -> type[asyncio.Protocol] | None:
+def _protocol_class(name: str) -> type[asyncio.Protocol] | None:
     """The class behind a public name, created once and then kept in the module namespace."""
     namespace = globals()
     if name in namespace:
@@ -360,12 +360,12 @@ def _resolve(name: str) -> type[asyncio.Protocol] | None:
     if name in _BACKENDS:
         value: type[asyncio.Protocol] | None = _load(name)
     elif name == "AutoHTTPProtocol":
-        value = _resolve("HttpToolsProtocol" if _importable("httptools") else "H11Protocol")
+        value = _protocol_class("HttpToolsProtocol" if _importable("httptools") else "H11Protocol")
     elif name == "AutoWebSocketsProtocol":
         if _importable("websockets"):
-            value = _resolve("WebSocketsSansIOProtocol")
+            value = _protocol_class("WebSocketsSansIOProtocol")
         elif _importable("wsproto"):
-            value = _resolve("WSProtocol")
+            value = _protocol_class("WSProtocol")
         else:
             value = None  # like uvicorn's auto: no WebSocket support
     else:
@@ -385,7 +385,7 @@ if TYPE_CHECKING:
 else:
 
     def __getattr__(name: str) -> type[asyncio.Protocol] | None:
-        return _resolve(name)
+        return _protocol_class(name)
 
     def __dir__() -> list[str]:
         return sorted({*globals(), *__all__})
@@ -482,11 +482,11 @@ def config(
             "and client_ca to serve TLS"
         )
 
-    http_class = _resolve(_HTTP_CLASSES[http])
+    http_class = _protocol_class(_HTTP_CLASSES[http])
     if http_class is None:  # pragma: no cover - HTTP names always resolve to a class
         raise RuntimeError(f"no HTTP protocol class for http={http!r}")
     ws_name = _WS_CLASSES[ws]
-    ws_class = _resolve(ws_name) if ws_name is not None else None
+    ws_class = _protocol_class(ws_name) if ws_name is not None else None
     if tls:
         uvicorn_kwargs.update(
             ssl_certfile=certfile,
