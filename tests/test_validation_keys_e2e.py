@@ -19,11 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-import asgi_mtls.uvicorn as mtls_uvicorn
 from asgi_mtls import MTLSMiddleware
 from asgi_mtls.testing import CertificateAuthority, IssuedCertificate
 from tests.apps import starlette_app
-from tests.e2e.servers import start_uvicorn
+from tests.e2e.conftest import PKIFiles
+from tests.e2e.test_uvicorn_mtls import serve_tls
 from tests.test_validation_keys import WEAK_KEYS, key_of
 
 pytestmark = pytest.mark.e2e
@@ -34,8 +34,10 @@ class KeyPKI:
         self.directory = directory
         self.root = CertificateAuthority("E2E Key Policy Root")
         self.root_pem = self.root.write(directory, "root")
-        self.server_cert, self.server_key = self.root.issue_server("localhost").write(
-            directory, "server"
+        server_cert, server_key = self.root.issue_server("localhost").write(directory, "server")
+        #: What the handshake verifies against: the root alone (clients send their chain).
+        self.files = PKIFiles(
+            directory, server_cert, server_key, self.root_pem, self.root_pem, self.root_pem
         )
 
         #: One issuing CA per key kind, configured in the middleware (before Python 3.13
@@ -72,16 +74,8 @@ def server(pki: KeyPKI) -> Iterator[str]:
         trust=pki.root.certificate,
         intermediates=[ca.certificate for ca in pki.issuing.values()],
     )
-    config = mtls_uvicorn.config(
-        app,
-        port=0,
-        certfile=pki.server_cert,
-        keyfile=pki.server_key,
-        client_ca=pki.root_pem,
-        log_level="warning",
-    )
-    with start_uvicorn(config) as url:
-        yield url.replace("https://127.0.0.1", "https://localhost")
+    with serve_tls(None, pki.files, app) as url:
+        yield url
 
 
 def attempt(server: str, context: ssl.SSLContext) -> str:
