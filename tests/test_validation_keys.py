@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x25519
 
 from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
@@ -166,12 +167,24 @@ def test_other_keys_in_the_leaf_are_refused(root, make_key, words):
     assert words in info.value.log_detail
 
 
-def test_an_even_rsa_exponent_cannot_even_be_decoded(root):
-    leaf = root.issue_client("even-exponent", key=rsa_key(2048))
+def even_exponent(certificate: x509.Certificate) -> x509.Certificate:
+    """``certificate`` (RSA, e = 65537) with e = 65536: its signature no longer verifies, and
+    cryptography refuses to load the key."""
+    der = certificate.public_bytes(serialization.Encoding.DER)
     e_65537, e_65536 = bytes.fromhex("0203010001"), bytes.fromhex("0203010000")
-    assert leaf.der.count(e_65537) == 1
-    even = x509.load_der_x509_certificate(leaf.der.replace(e_65537, e_65536))
-    assert outcome(CertificateValidator(root.certificate), even) == "malformed"
+    assert der.count(e_65537) == 1
+    return x509.load_der_x509_certificate(der.replace(e_65537, e_65536))
+
+
+def test_an_even_rsa_exponent_cannot_even_be_decoded(root, caplog):
+    leaf = even_exponent(root.issue_client("even-exponent", key=rsa_key(2048)).certificate)
+    assert outcome(CertificateValidator(root.certificate), leaf) == "malformed"
+    # As a configured root it is logged as unusable, and the good root still works.
+    bad_root = even_exponent(CertificateAuthority("Even Root", key=rsa_key(2048)).certificate)
+    with caplog.at_level(logging.WARNING, logger="asgi_mtls"):
+        validator = CertificateValidator([root.certificate, bad_root])
+    assert "'CN=Even Root'" in caplog.text and "undecodable key" in caplog.text
+    assert outcome(validator, root.issue_client("fine").certificate) == "accepted"
 
 
 # --- configuration ---------------------------------------------------------------------------

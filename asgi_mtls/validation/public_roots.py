@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from asgi_mtls.validation.public_root_digests import PUBLIC_ROOT_SPKI_SHA256
 from asgi_mtls.validation.trust import spki_sha256
@@ -53,8 +54,17 @@ _PEM_BLOCK: Final = re.compile(
 
 
 def public_roots_in(roots: Sequence[x509.Certificate]) -> list[x509.Certificate]:
-    """The certificates of ``roots`` whose key is a well-known public root's."""
-    return [root for root in roots if spki_sha256(root) in PUBLIC_ROOT_SPKI_SHA256]
+    """The certificates of ``roots`` whose key is a well-known public root's (a key that
+    cannot be decoded is no public root's; the key policy reports it)."""
+    public = []
+    for root in roots:
+        try:
+            digest = spki_sha256(root)
+        except (ValueError, UnsupportedAlgorithm):
+            continue
+        if digest in PUBLIC_ROOT_SPKI_SHA256:
+            public.append(root)
+    return public
 
 
 def check_public_roots(
