@@ -62,7 +62,8 @@ class RejectionReason(enum.StrEnum):
     FORBIDDEN = "forbidden"
     #: The certificate is valid but no principal name could be derived from it.
     NO_PRINCIPAL = "no_principal"
-    #: A key in the chain is too weak (RSA modulus below the configured minimum).
+    #: A key in the chain is outside the key policy (short or odd-sized RSA, a small RSA
+    #: exponent, a curve other than P-256/P-384/P-521, DSA...): asgi_mtls.validation.policy.
     WEAK_KEY = "weak_key"
     #: The validator failed unexpectedly; rejected rather than passed (fail closed).
     VALIDATION_ERROR = "validation_error"

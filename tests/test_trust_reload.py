@@ -11,17 +11,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import asgi_mtls.validation.validator as validation_module
-from asgi_mtls import CertificateRejected, CertificateValidator
+from asgi_mtls import CertificateValidator
 from asgi_mtls.testing import CertificateAuthority
 from asgi_mtls.validation.revocation import RevocationChecker
-
-
-def outcome(validator: CertificateValidator, leaf, chain=(), **kwargs) -> str:
-    try:
-        validator.validate(leaf, list(chain), **kwargs)
-    except CertificateRejected as exc:
-        return exc.reason.value
-    return "accepted"
+from tests.test_validation import outcome
 
 
 def rewrite(path, text: str) -> None:
@@ -187,3 +180,46 @@ def test_in_memory_roots_never_change(cas):
     assert validator.reload() is False
     assert validator.reload_if_changed() is False
     assert outcome(validator, old_client.certificate) == "accepted"
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("content", ["garbage", ""])
+async def test_garbage_while_polling_keeps_the_old_set_and_logs_once(
+    tmp_path, cas, caplog, content
+):
+    # The file is replaced while the app serves and stays broken for many polls: the old
+    # roots keep working and the error is logged once, not once per poll.
+    old, new, old_client, new_client = cas
+    roots = tmp_path / "roots.pem"
+    rewrite(roots, old.pem)
+    validator = CertificateValidator(roots, reload_interval=0.01)
+    polls = 0
+    real_reload_if_changed = validator.reload_if_changed
+
+    def counting() -> bool:
+        nonlocal polls
+        polls += 1
+        return real_reload_if_changed()
+
+    validator.reload_if_changed = counting
+    await validator.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="asgi_mtls"):
+            rewrite(roots, content)
+            start = polls
+            while polls < start + 20:
+                await asyncio.sleep(0.01)
+                assert outcome(validator, old_client.certificate) == "accepted"
+            errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+            assert len(errors) == 1
+            assert "trust material not reloaded, keeping the previous set" in errors[0].getMessage()
+            assert validator.generation == 0
+            # Fixed later: picked up by the next poll, without further errors.
+            rewrite(roots, old.pem + new.pem)
+            while validator.generation == 0:
+                await asyncio.sleep(0.01)
+        assert outcome(validator, new_client.certificate) == "accepted"
+        assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    finally:
+        await validator.aclose()

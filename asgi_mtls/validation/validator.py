@@ -9,9 +9,12 @@ reads it), with the client-side choices a service needs:
   intermediates;
 - the clientAuth extended key usage is required (a leaf without an EKU extension is refused
   unless ``allow_missing_eku=True``);
-- RSA keys shorter than ``min_rsa_bits`` (2048) anywhere in the path are refused
-  (``weak_key``); MD5 and SHA-1 signatures are refused (``weak_signature``), and
-  ``signature_algorithms`` can narrow the accepted set further;
+- one key and signature policy (:mod:`~asgi_mtls.validation.policy`) for every certificate
+  of the path, the leaf included: RSA of at least 2048 bits in whole bytes with an exponent
+  of at least 65537, EC on P-256/P-384/P-521, Ed25519/Ed448, nothing else (``weak_key``); no
+  MD5 or SHA-1 signatures (``weak_signature``), ``signature_algorithms`` narrowing further;
+- a trust set that looks like a public CA bundle is refused unless ``allow_public_roots``
+  (:mod:`~asgi_mtls.validation.public_roots`), at construction and on every reload;
 - a leaf without subjectAltName (CN-only, as Kubernetes and many enterprise CAs issue) is
   accepted when its chain is good: cryptography's default end-entity policy demands a SAN, so
   the policy is relaxed for exactly that extension, keeping RFC 5280's rule that a SAN must
@@ -43,10 +46,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
@@ -56,6 +56,9 @@ from cryptography.x509.verification import (
 )
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.validation.paths import MAX_PATH_CANDIDATES, IssuerGraph, distinct_hints
+from asgi_mtls.validation.policy import RSA_FLOOR_BITS, CertificatePolicy, describe_certificate
+from asgi_mtls.validation.public_roots import MAX_SELF_SIGNED_ROOTS, check_public_roots
 from asgi_mtls.validation.revocation import RevocationChecker
 from asgi_mtls.validation.trust import (
     CertificateInput,
@@ -71,22 +74,8 @@ logger = logging.getLogger("asgi_mtls")
 
 #: Upper bound on certificates accepted as path-building hints from one request.
 MAX_PRESENTED_CHAIN = 8
-#: Upper bound on the candidate issuers path building may try (see :func:`_search_size`).
-MAX_PATH_CANDIDATES = 256
 #: cryptography's default maximum number of intermediates.
 DEFAULT_MAX_DEPTH = 8
-
-#: Signature algorithms refused whatever the configuration (cryptography's webpki policy
-#: refuses them too; this check gives them a precise reason code).
-WEAK_SIGNATURE_ALGORITHMS = frozenset(
-    {
-        SignatureAlgorithmOID.RSA_WITH_MD5,
-        SignatureAlgorithmOID.RSA_WITH_SHA1,
-        SignatureAlgorithmOID._RSA_WITH_SHA1,
-        SignatureAlgorithmOID.ECDSA_WITH_SHA1,
-        SignatureAlgorithmOID.DSA_WITH_SHA1,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,78 +185,6 @@ def _check_name_constraints(path: tuple[x509.Certificate, ...]) -> None:
                     )
 
 
-def _distinct_hints(hints: list[x509.Certificate], trust: TrustState) -> list[x509.Certificate]:
-    """The presented certificates minus repeats and minus configured ones: a repeated
-    candidate only multiplies the work of path building."""
-    seen = set(trust.known_ders)
-    distinct = []
-    for hint in hints:
-        der = hint.public_bytes(serialization.Encoding.DER)
-        if der not in seen:
-            seen.add(der)
-            distinct.append(hint)
-    return distinct
-
-
-def _search_size(
-    leaf: x509.Certificate, hints: list[x509.Certificate], trust: TrustState, max_depth: int
-) -> int:
-    """An upper bound on the candidate issuers cryptography's depth-first path building will
-    try (each costs a signature check), stopped once past :data:`MAX_PATH_CANDIDATES`.
-
-    cryptography 48 neither detects loops nor bounds the number of signature checks: eight
-    presented certificates forming a cross-signed loop keep it busy for minutes, holding the
-    GIL (the event loop stops).  Such inputs are refused before they reach it.
-
-    The first count assumes every same-name candidate verifies (names only, cheap); only
-    when it is too large is it redone with real signature checks (memoised, so at most one
-    per pair of certificates), which is how the path builder itself prunes.
-    """
-    intermediates: dict[bytes, list[x509.Certificate]] = {
-        subject: list(group) for subject, group in trust.intermediates_by_subject.items()
-    }
-    for hint in hints:
-        intermediates.setdefault(hint.subject.public_bytes(), []).append(hint)
-    estimate = _count_candidates(leaf, intermediates, trust, max_depth, None)
-    if estimate <= MAX_PATH_CANDIDATES:
-        return estimate
-    return _count_candidates(leaf, intermediates, trust, max_depth, {})
-
-
-def _count_candidates(
-    leaf: x509.Certificate,
-    intermediates: dict[bytes, list[x509.Certificate]],
-    trust: TrustState,
-    max_depth: int,
-    signed: dict[tuple[int, int], bool] | None,
-) -> int:
-    def signs(issuer: x509.Certificate, child: x509.Certificate) -> bool:
-        if signed is None:
-            return True
-        key = (id(issuer), id(child))
-        if key not in signed:
-            try:
-                child.verify_directly_issued_by(issuer)
-                signed[key] = True
-            except Exception:  # any failure: the builder would not recurse either
-                signed[key] = False
-        return signed[key]
-
-    count = 0
-    stack = [(leaf, 0)]
-    while stack:
-        working, depth = stack.pop()
-        issuer = working.issuer.public_bytes()
-        count += len(trust.roots_by_subject.get(issuer, ()))
-        for candidate in intermediates.get(issuer, ()):
-            count += 1
-            if count > MAX_PATH_CANDIDATES:
-                return count
-            if depth + 1 <= max_depth and signs(candidate, working):
-                stack.append((candidate, depth + 1))
-    return count
-
-
 def _seconds(value: float | dt.timedelta) -> dt.timedelta:
     return value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value)
 
@@ -286,8 +203,20 @@ class CertificateValidator:
         pins are configured, some certificate of the validated path must match one.
     :param pinned_keys: SHA-256 digests of SubjectPublicKeyInfo (RFC 7469), or a file of
         them; same rule, together with ``pinned_certificates``.
+    :param min_rsa_bits: the shortest RSA modulus accepted anywhere in the path; at least
+        2048 (a lower value is a ``ValueError``: the floor cannot be weakened).
+    :param ec_curves: the named curves accepted for EC keys anywhere in the path, a subset
+        of ``["P-256", "P-384", "P-521"]`` (``None``: all three).
+    :param allow_eddsa: accept Ed25519 and Ed448 keys (in practice in leaves: cryptography's
+        webpki profile does not let them sign certificates).
     :param signature_algorithms: signature algorithm OIDs accepted on the leaf and the
         intermediates (cryptography's webpki set still applies).  ``None``: that set.
+        See :mod:`~asgi_mtls.validation.policy` for the key and signature policy.
+    :param allow_public_roots: accept a trust set holding well-known public roots or more
+        than ``max_self_signed_roots`` self-signed roots (logged as a WARNING once); without
+        it such a set is a ``ValueError`` (see :mod:`~asgi_mtls.validation.public_roots`).
+    :param max_self_signed_roots: how many self-signed roots a trust set may hold before it
+        is taken for a public bundle.
     :param clock_skew: tolerance for the leaf's notBefore/notAfter (seconds or timedelta).
     :param revocation: a :class:`~asgi_mtls.validation.revocation.RevocationChecker`.
     :param reload_interval: seconds between checks of the trust files for changes by the
@@ -301,7 +230,9 @@ class CertificateValidator:
         intermediates: CertificateInput | None = None,
         allow_missing_eku: bool = False,
         max_chain_depth: int | None = None,
-        min_rsa_bits: int = 2048,
+        min_rsa_bits: int = RSA_FLOOR_BITS,
+        ec_curves: Iterable[str] | None = None,
+        allow_eddsa: bool = True,
         allowed_issuers: CertificateInput | None = None,
         pinned_certificates: PinInput | None = None,
         pinned_keys: PinInput | None = None,
@@ -309,7 +240,20 @@ class CertificateValidator:
         clock_skew: float | dt.timedelta = 0,
         revocation: RevocationChecker | None = None,
         reload_interval: float | None = None,
+        allow_public_roots: bool = False,
+        max_self_signed_roots: int = MAX_SELF_SIGNED_ROOTS,
     ) -> None:
+        self.policy = CertificatePolicy.build(
+            min_rsa_bits=min_rsa_bits,
+            ec_curves=ec_curves,
+            allow_eddsa=allow_eddsa,
+            signature_algorithms=signature_algorithms,
+        )
+        if max_self_signed_roots < 1:
+            raise ValueError("max_self_signed_roots must be at least 1")
+        self.allow_public_roots = allow_public_roots
+        self.max_self_signed_roots = max_self_signed_roots
+        self._public_roots_warned = False
         self._source = TrustSource(
             trust_roots,
             intermediates=intermediates,
@@ -318,13 +262,10 @@ class CertificateValidator:
             pinned_keys=pinned_keys,
         )
         self._stamps = self._source.stamps()
-        self._trust: TrustState = self._source.load()
+        self._trust: TrustState
+        self._adopt(self._load_trust())
         self.allow_missing_eku = allow_missing_eku
         self.max_chain_depth = max_chain_depth
-        self.min_rsa_bits = min_rsa_bits
-        self.signature_algorithms = (
-            None if signature_algorithms is None else frozenset(signature_algorithms)
-        )
         self.clock_skew = _seconds(clock_skew)
         if self.clock_skew < dt.timedelta(0):
             raise ValueError("clock_skew must not be negative")
@@ -343,6 +284,48 @@ class CertificateValidator:
     def __repr__(self) -> str:
         subjects = [root.subject.rfc4514_string() for root in self.trust_roots]
         return f"CertificateValidator(trust_roots={subjects!r})"
+
+    @property
+    def min_rsa_bits(self) -> int:
+        return self.policy.min_rsa_bits
+
+    @property
+    def signature_algorithms(self) -> frozenset[x509.ObjectIdentifier] | None:
+        return self.policy.signature_algorithms
+
+    def _load_trust(self) -> TrustState:
+        """Read the trust material and screen it: ``ValueError`` for a set that looks like a
+        public bundle (unless allowed)."""
+        state = self._source.load()
+        warning = check_public_roots(
+            state.roots,
+            allow_public_roots=self.allow_public_roots,
+            max_self_signed_roots=self.max_self_signed_roots,
+        )
+        if warning is not None and not self._public_roots_warned:
+            self._public_roots_warned = True
+            logger.warning("%s", warning)
+        return state
+
+    def _adopt(self, state: TrustState) -> None:
+        """Make ``state`` the trust material.  CA certificates whose key the policy refuses
+        are kept (a path through them is ``weak_key``) but logged: they can never be used."""
+        self._trust = state
+        unusable = []
+        for certificate in (*state.roots, *state.intermediates):
+            try:
+                problem = self.policy.key_problem(certificate)
+            except ValueError as exc:
+                problem = f"undecodable key: {exc}"
+            if problem is not None:
+                unusable.append(f"{describe_certificate(certificate)}: {problem}")
+        if unusable:
+            logger.warning(
+                "%d configured CA certificate(s) can never be part of an accepted path (key "
+                "policy, weak_key): %s",
+                len(unusable),
+                "; ".join(unusable),
+            )
 
     @property
     def trust(self) -> TrustState:
@@ -385,11 +368,11 @@ class CertificateValidator:
                 f"{len(presented)} chain certificates presented, limit {MAX_PRESENTED_CHAIN}",
             )
         leaf_certificate = _parse(leaf)
-        hints = _distinct_hints([_parse(item) for item in presented], trust)
+        hints = distinct_hints([_parse(item) for item in presented], trust)
         verify_at = self._check_leaf(leaf_certificate, moment)
         depth = self.max_chain_depth if self.max_chain_depth is not None else DEFAULT_MAX_DEPTH
-        size = _search_size(leaf_certificate, hints, trust, depth)
-        if size > MAX_PATH_CANDIDATES:
+        graph = IssuerGraph(leaf_certificate, hints, trust)
+        if graph.search_size(depth) > MAX_PATH_CANDIDATES:
             raise CertificateRejected(
                 RejectionReason.UNTRUSTED,
                 f"path building would try more than {MAX_PATH_CANDIDATES} candidate issuers "
@@ -403,12 +386,22 @@ class CertificateValidator:
         try:
             verified = verifier.verify(leaf_certificate, [*trust.intermediates, *hints])
         except VerificationError as exc:
+            # cryptography refuses DSA and small-curve issuers without saying which: name
+            # the certificate when a weak key is on the way to a root.
+            weak = graph.weak_issuer(self.policy, depth)
+            if weak is not None:
+                role, certificate, problem = weak
+                raise CertificateRejected(
+                    RejectionReason.WEAK_KEY,
+                    f"{role} {describe_certificate(certificate)}: {problem} ({exc})",
+                ) from None
             raise CertificateRejected(RejectionReason.UNTRUSTED, str(exc)) from None
         path = tuple(verified.chain)
-        for certificate in path[1:]:
-            self._check_key(certificate)
-        for certificate in path[1:-1]:  # the anchor's self-signature is not relied upon
-            self._check_signature(certificate)
+        for index, certificate in enumerate(path[1:], start=1):
+            self.policy.check_key(certificate, _role(index, len(path)))
+        for index, certificate in enumerate(path[1:-1], start=1):
+            # the anchor's self-signature is not relied upon
+            self.policy.check_signature(certificate, _role(index, len(path)))
         _check_name_constraints(path)
         if trust.allowed_issuers is not None and (
             len(path) < 2 or not trust.issuer_allowed(path[1])
@@ -434,41 +427,15 @@ class CertificateValidator:
             leaf=leaf_certificate, chain=path, expires_at=expires_at, revocation=status
         )
 
-    def _check_key(self, certificate: x509.Certificate) -> None:
-        # cryptography checks the RSA size of keys that verify signatures (issuers), not the
-        # leaf's own key: the floor applies to every certificate in the path.
-        key = certificate.public_key()
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size < self.min_rsa_bits:
-            raise CertificateRejected(
-                RejectionReason.WEAK_KEY,
-                f"{key.key_size}-bit RSA key in {certificate.subject.rfc4514_string()!r}, "
-                f"minimum {self.min_rsa_bits}",
-            )
-
-    def _check_signature(self, certificate: x509.Certificate) -> None:
-        oid = certificate.signature_algorithm_oid
-        weak = oid in WEAK_SIGNATURE_ALGORITHMS
-        if not weak and oid == SignatureAlgorithmOID.RSASSA_PSS:
-            try:
-                weak = isinstance(certificate.signature_hash_algorithm, hashes.SHA1 | hashes.MD5)
-            except UnsupportedAlgorithm:
-                weak = True
-        if weak or (self.signature_algorithms is not None and oid not in self.signature_algorithms):
-            raise CertificateRejected(
-                RejectionReason.WEAK_SIGNATURE,
-                f"{certificate.subject.rfc4514_string()!r} is signed with "
-                f"{getattr(oid, '_name', None) or oid.dotted_string}",
-            )
-
     def _check_leaf(self, leaf: x509.Certificate, moment: dt.datetime) -> dt.datetime:
         """The leaf pre-checks; returns the time to run path validation at (``moment``,
         moved onto the leaf's validity period when it is outside by at most ``clock_skew``)."""
         try:
             leaf.extensions  # noqa: B018 - decoded once here, so that a bad one is `malformed`
-            self._check_key(leaf)
+            self.policy.check_key(leaf, "leaf")
         except (ValueError, x509.DuplicateExtension) as exc:  # bad extensions or public key
             raise CertificateRejected(RejectionReason.MALFORMED, str(exc)) from None
-        self._check_signature(leaf)
+        self.policy.check_signature(leaf, "leaf")
         not_after, not_before = leaf.not_valid_after_utc, leaf.not_valid_before_utc
         if moment > not_after + self.clock_skew:
             raise CertificateRejected(RejectionReason.EXPIRED, f"notAfter {not_after.isoformat()}")
@@ -508,13 +475,14 @@ class CertificateValidator:
         revocation checker's CRL files, and swap in the new material atomically.
 
         Returns whether anything changed (then :attr:`generation` has increased).  When a new
-        file is bad (unreadable, no certificate, an invalid pin), the previous material is
-        kept and the error logged.
+        file is bad (unreadable, no certificate, an invalid pin, public roots that are not
+        allowed), the previous material is kept and the error logged, once per change of
+        the files.
         """
         with self._reload_lock:
             stamps = self._source.stamps()
             try:
-                state = self._source.load()
+                state = self._load_trust()
             except Exception as exc:  # keep serving with the old set, whatever went wrong
                 self._stamps = stamps  # try again when the files change again
                 logger.error("trust material not reloaded, keeping the previous set: %r", exc)
@@ -523,7 +491,7 @@ class CertificateValidator:
                 self._stamps = stamps
             changed = False
             if state is not None and state.digest != self._trust.digest:
-                self._trust = state
+                self._adopt(state)
                 self._trust_generation += 1
                 changed = True
                 logger.info(
@@ -572,6 +540,13 @@ class CertificateValidator:
                 await asyncio.gather(watcher, return_exceptions=True)
         if self.revocation is not None:
             await self.revocation.aclose()
+
+
+def _role(index: int, length: int) -> str:
+    """What the certificate at ``index`` of a validated path of ``length`` is, for logs."""
+    if index == 0:
+        return "leaf"
+    return "root" if index == length - 1 else "intermediate"
 
 
 def _parse(certificate: x509.Certificate | bytes) -> x509.Certificate:
