@@ -525,17 +525,34 @@ def test_injection_through_by_is_refused(pki):
         "x,{forged}",
     ],
 )
-def test_injection_through_the_subject_stays_inside_its_quotes(pki, text):
-    """Envoy's Subject escapes '"' and '\\', so a subject crafted to close the quote is one
-    value of the attacker's own element: the certificate decodes as itself."""
+def test_smuggled_cert_inside_a_quoted_subject_is_just_text(pki, text):
+    """A subject crafted to close Envoy's quote and add the victim's pairs: Envoy's Subject
+    escapes '"' and '\\' (and ',' ';'), so it stays one value of the attacker's own element
+    and the certificate decodes as itself.  A ``split(";")`` parser would see a key ``Cert``."""
     payload = text.format(forged=forged_pairs(pki.payments))
     cert = pki.intermediate.issue(
         subject=name(x509.NameAttribute(NameOID.ORGANIZATION_NAME, payload)), key=KEY
     )
     value = xfcc_header(cert)
     (element,) = parse_xfcc(value)
+    assert [pair.key for pair in element.pairs] == ["by", "hash", "cert", "subject", "uri"]
     assert element.values("hash") == [cert.fingerprint_sha256]
     assert decode_xfcc(value)[0] == cert.der
+    naive = [pair.split("=", 1)[0] for pair in value.split(";") if "=" in pair]
+    assert naive.count("Cert") == 2  # what a split(";") parser would have believed
+    # Without the element's own Cert, the smuggled one is still not a key: no certificate.
+    alone = xfcc_header(cert, include_cert=False)
+    assert reason_of(decode_xfcc, alone) is R.MALFORMED
+
+
+def test_smuggled_cert_through_an_unquoted_uri_is_caught(pki):
+    # A URI SAN holding ';Cert="..."' (Envoy writes it raw) forges a pair.  It then collides
+    # with Envoy's own Cert, or fails Envoy's own Hash.
+    forged = f"URI=spiffe://x/y;{cert_pair(pki.payments)}"
+    with_real = f"{hash_pair(pki.reports)};{cert_pair(pki.reports)};{forged}"
+    assert reason_of(decode_xfcc, with_real) is R.DUPLICATE_HEADER
+    without_real = f"{hash_pair(pki.reports)};{forged}"
+    assert reason_of(decode_xfcc, without_real) is R.MALFORMED
 
 
 #: Characters that matter to the grammar, and ordinary ones.

@@ -9,8 +9,8 @@ certificate, URL-encoded PEM), ``Chain`` (URL-encoded PEM, leaf first), ``Subjec
 quoted), ``URI`` and ``DNS`` (one pair per SAN).  It says that a value containing ``,`` ``;``
 or ``=`` is quoted.  **Envoy does not do that**: Envoy 1.40 (checked with the real binary,
 ``tests/e2e/test_envoy.py``) writes ``By``, ``URI`` and ``DNS`` unquoted whatever they
-contain (its source says ``TODO(myidpt): Handle the special characters in By and URI
-fields``).  A client certificate from the trusted CA whose URI or DNS SAN is::
+contain (its source has long carried ``TODO(myidpt): Handle the special characters in By
+and URI fields``).  A client certificate from the trusted CA whose URI or DNS SAN is::
 
     x,Hash=<SHA-256 of the victim's certificate>;Cert="<the victim's URL-encoded PEM>"
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,19 +61,27 @@ SIDECAR_ID = "spiffe://bank.example/envoy-sidecar"
 EDGE_CLIENT_ID = "spiffe://bank.example/edge-as-client"  # the edge's certificate to the sidecar
 
 
+APPEND_FORWARD = {
+    "forward_client_cert_details: SANITIZE_SET": "forward_client_cert_details: APPEND_FORWARD"
+}
+
+
 def render(
-    template: str,
+    pki,
+    work: Path,
     *,
+    spiffe_id: str,
     port: int,
-    cert: Path,
-    key: Path,
     client_ca: Path,
     upstream: str,
     replace: dict[str, str] | None = None,
 ) -> str:
-    """The shipped configuration with this test's listener, files and app address.  Every
+    """The shipped configuration with this test's listener (a localhost certificate whose
+    URI SAN is ``spiffe_id``, written into ``work``), client CAs and app address.  Every
     placeholder must be found exactly once, so the test breaks if the file drifts."""
+    cert, key = server_cert(pki, spiffe_id).write(work, spiffe_id.rsplit("/", 1)[-1])
     host, upstream_port = upstream.removeprefix("http://").rsplit(":", 1)
+    template = CONFIG.read_text()
     changes = {
         "{ address: 0.0.0.0, port_value: 8443 }": f"{{ address: 127.0.0.1, port_value: {port} }}",
         "/etc/envoy/server.pem": str(cert),
@@ -87,6 +96,24 @@ def render(
         assert template.count(old) == 1, f"{old!r} is not in the Envoy config exactly once"
         template = template.replace(old, new)
     return template
+
+
+@contextmanager
+def edge(pki, pki_files: PKIFiles, upstream: str, work: Path, **replace: str) -> Iterator[str]:
+    """One Envoy at the edge, the shipped configuration (with ``replace``), in front of
+    ``upstream``; yields its URL."""
+    port = free_port()
+    config = render(
+        pki,
+        work,
+        spiffe_id=EDGE_ID,
+        port=port,
+        client_ca=pki_files.client_ca_bundle,
+        upstream=upstream,
+        replace=replace,
+    )
+    with start_envoy(envoy_binary(), config, work, port):
+        yield f"https://localhost:{port}"
 
 
 def server_cert(pki, spiffe_id: str) -> IssuedCertificate:
@@ -264,20 +291,8 @@ def upstream(pki) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def envoy(pki, pki_files: PKIFiles, upstream, tmp_path_factory) -> Iterator[str]:
-    binary = envoy_binary()
-    work = tmp_path_factory.mktemp("envoy")
-    cert, key = server_cert(pki, EDGE_ID).write(work, "edge")
-    port = free_port()
-    config = render(
-        CONFIG.read_text(),
-        port=port,
-        cert=cert,
-        key=key,
-        client_ca=pki_files.client_ca_bundle,
-        upstream=upstream,
-    )
-    with start_envoy(binary, config, work, port):
-        yield f"https://localhost:{port}"
+    with edge(pki, pki_files, upstream, tmp_path_factory.mktemp("envoy")) as url:
+        yield url
 
 
 def test_identity_arrives_through_envoy(pki, pki_files, envoy):
@@ -326,8 +341,9 @@ def test_sanitize_set_replaces_the_clients_own_header(pki, pki_files, envoy):
     assert body["fingerprint"] == pki.reports.fingerprint_sha256
 
 
-@pytest.mark.parametrize("name", ["untrusted", "expired"])
+@pytest.mark.parametrize("name", ["untrusted", "expired", "server_only"])
 def test_envoy_refuses_bad_certificates_in_the_handshake(pki, pki_files, envoy, name):
+    # BoringSSL checks the clientAuth purpose too (serverAuth only: "unsupported certificate").
     assert_refused_in_handshake(pki_files, getattr(pki, name), envoy + "/public")
 
 
@@ -411,6 +427,32 @@ def test_forged_xfcc_straight_to_uvicorn_is_rejected(pki, upstream):
     assert response.json()["reason"] == "untrusted_proxy"
 
 
+@pytest.fixture(scope="module")
+def append_forward_edge(pki, pki_files: PKIFiles, upstream, tmp_path_factory) -> Iterator[str]:
+    """The shipped configuration with APPEND_FORWARD instead of SANITIZE_SET, in front of the
+    same app (one element expected)."""
+    work = tmp_path_factory.mktemp("envoy-append")
+    with edge(pki, pki_files, upstream, work, **APPEND_FORWARD) as url:
+        yield url
+
+
+def test_append_forward_at_the_edge_cannot_be_fed_a_client_element(
+    pki, pki_files, append_forward_edge
+):
+    """APPEND_FORWARD keeps what the client sent in front of Envoy's element: a client with a
+    certificate of its own and a forged XFCC naming another client gets two elements, which
+    one expected element refuses (a reader of the first element would have been fooled)."""
+    forged = {XFCC: envoy_wrote(pki.payments)}
+    with client(pki_files, pki.reports) as http:
+        sent = dict(http.get(append_forward_edge + "/_proxy-headers", headers=forged).json())
+        refused = http.get(append_forward_edge + "/whoami", headers=forged)
+        honest = http.get(append_forward_edge + "/whoami")
+    assert sent[XFCC] == envoy_wrote(pki.payments) + "," + envoy_wrote(pki.reports)
+    assert refused.status_code == 400
+    assert refused.json()["reason"] == "malformed"
+    assert honest.json()["fingerprint"] == pki.reports.fingerprint_sha256
+
+
 # --- two hops: edge SANITIZE_SET, then a sidecar APPEND_FORWARD over mTLS -----------------------
 
 UPSTREAM_TLS = """    transport_socket:
@@ -441,36 +483,32 @@ def two_hops(pki, pki_files: PKIFiles, tmp_path_factory) -> Iterator[TwoHops]:
     app = proxy_app(pki, header_source("envoy", elements=2, element=0))
     with serve_upstream(app) as upstream:
         sidecar_port, edge_port = free_port(), free_port()
-        cert, key = server_cert(pki, SIDECAR_ID).write(work, "sidecar")
         sidecar = render(
-            CONFIG.read_text(),
+            pki,
+            work,
+            spiffe_id=SIDECAR_ID,
             port=sidecar_port,
-            cert=cert,
-            key=key,
             client_ca=pki_files.root_ca,
             upstream=upstream,
             replace={
-                "forward_client_cert_details: SANITIZE_SET": (
-                    "forward_client_cert_details: APPEND_FORWARD"
-                ),
+                **APPEND_FORWARD,
                 "require_client_certificate: false": "require_client_certificate: true",
             },
         )
-        cert, key = server_cert(pki, EDGE_ID).write(work, "edge")
         client_cert, client_key = edge_client.write(work, "edge-client")
         tls = UPSTREAM_TLS.format(cert=client_cert, key=client_key, root=pki_files.root_ca)
-        edge = render(
-            CONFIG.read_text(),
+        edge_config = render(
+            pki,
+            work,
+            spiffe_id=EDGE_ID,
             port=edge_port,
-            cert=cert,
-            key=key,
             client_ca=pki_files.client_ca_bundle,
             upstream=f"http://127.0.0.1:{sidecar_port}",
             replace={"    type: STATIC\n": "    type: STATIC\n" + tls},
         )
         with (
             start_envoy(binary, sidecar, work / "sidecar", sidecar_port),
-            start_envoy(binary, edge, work / "edge", edge_port),
+            start_envoy(binary, edge_config, work / "edge", edge_port),
         ):
             yield TwoHops(f"https://localhost:{edge_port}", edge_client)
 
