@@ -19,8 +19,10 @@ from cryptography.x509.oid import NameOID
 from asgi_mtls import CertificateRejected, MTLSMiddleware, NginxHeaderSource, RejectionReason
 from asgi_mtls.sources import (
     HEADER_FORMATS,
+    CertificateSource,
     HeaderSource,
     PresentedCertificate,
+    TLSExtensionSource,
     TrustedProxies,
     header_source,
 )
@@ -677,26 +679,33 @@ async def test_names_with_injection_payloads_never_authenticate_the_victim(
 ):
     """Only Envoy's format writes names next to the certificate, and only in XFCC do they share
     the header's grammar; every other format carries the names inside the DER alone (base64,
-    URL-encoded or PEM), where no separator can escape.  So: every other format decodes the
-    hostile certificate as itself; Envoy refuses the SAN payloads and reads the quoted
-    Subject one as itself.  Nobody becomes the victim."""
+    URL-encoded or PEM), where no separator can escape.  So every other format decodes the
+    hostile certificate as itself and the app answers exactly as for that certificate in the
+    TLS handshake (the identity stage judges its names); Envoy refuses the SAN payloads at the
+    source and reads the quoted Subject one as itself.  Nobody becomes the victim."""
     cert = hostile[payload]
     headers = encode_certificate_headers(name, cert)
-    middleware = MTLSMiddleware(
-        starlette_app(),
-        trust=pki.root.certificate,
-        intermediates=[pki.intermediate.certificate],
-        trusted_proxies=["127.0.0.1"],
-        sources=[header_source(name)],
-        principal="fingerprint",
-    )
-    response = await get(simulate_connection(middleware), "/whoami", headers)
+
+    def app(source: CertificateSource) -> MTLSMiddleware:
+        return MTLSMiddleware(
+            starlette_app(),
+            trust=pki.root.certificate,
+            intermediates=[pki.intermediate.certificate],
+            trusted_proxies=["127.0.0.1"],
+            sources=[source],
+            principal="fingerprint",
+        )
+
+    response = await get(simulate_connection(app(header_source(name))), "/whoami", headers)
+    handshake = await get(simulate_connection(app(TLSExtensionSource()), cert), "/whoami")
     assert response.json().get("principal") != pki.payments.fingerprint_sha256
     if name == "envoy" and payload != "subject":
         assert response.status_code == 400
         assert reason(response) in ("malformed", "duplicate_header")
     else:
-        assert response.status_code == 200
-        assert response.json()["principal"] == cert.fingerprint_sha256
+        assert (response.status_code, response.json()) == (
+            handshake.status_code,
+            {**handshake.json(), **({"source": name} if "source" in handshake.json() else {})},
+        )
         presented = decode(header_source(name), *headers.items())
         assert presented is not None and presented.leaf == cert.der

@@ -188,8 +188,8 @@ def _cases(pki) -> dict[str, Case]:
             ),
             refused=False,
         ),
-        "subject-non-ascii-and-control": Case(
-            issue(subject=_subject("J\u00fcrgen \u20ac\U0001f600\x01"), dns_names=["ok.example"]),
+        "subject-non-ascii": Case(
+            issue(subject=_subject("J\u00fcrgen \u20ac\U0001f600"), dns_names=["ok.example"]),
             refused=False,
         ),
         "subject-multi-valued-rdn-and-types": Case(
@@ -258,7 +258,7 @@ def cases(pki) -> dict[str, Case]:
 
 CASES = [
     "subject-separators",
-    "subject-non-ascii-and-control",
+    "subject-non-ascii",
     "subject-multi-valued-rdn-and-types",
     "subject-injection",
     "uri-new-element",
