@@ -36,6 +36,8 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asgi_mtls.sources.headers import header_format
+from asgi_mtls.sources.openssl_dn import envoy_subject
+from asgi_mtls.sources.xfcc import envoy_names
 
 __all__ = [
     "CertificateAuthority",
@@ -543,13 +545,16 @@ def xfcc_header(
     dns: bool = True,
     previous: str | None = None,
 ) -> str:
-    """Envoy's ``x-forwarded-client-cert`` element for ``cert``, as
-    ``ConnectionManagerUtility::mutateXfccRequestHeader`` writes it: ``By=`` (the proxy's own
-    URI SAN, unquoted), ``Hash=`` (hex SHA-256 of the DER), then ``Cert="..."`` and
-    ``Chain="..."`` (URL-encoded PEM: newline, space, ``+ / =`` escaped; the chain starts with
-    the leaf), ``Subject="..."`` (RFC 2253, quoted), one ``URI=`` per URI SAN (``URI=`` when
-    none) and one ``DNS=`` per DNS SAN, joined by ``;``.  ``previous`` is the XFCC that
-    arrived from earlier hops (``APPEND_FORWARD`` appends after a ``,``)."""
+    """Envoy's ``x-forwarded-client-cert`` element for ``cert``, byte for byte as Envoy 1.40
+    writes it (compared with the real binary in ``tests/e2e/test_envoy.py``), pairs joined by
+    ``;`` in this order: ``By=`` (the proxy's own URI SAN, unquoted; ``None`` for a proxy
+    certificate without one), ``Hash=`` (lower-case hex SHA-256 of the DER), ``Cert="..."``
+    and ``Chain="..."`` (URL-encoded PEM: newline, space, ``+ / =`` escaped; the chain is
+    what the client sent, leaf first), ``Subject="..."`` (the subject as BoringSSL prints it
+    in RFC 2253 form, :func:`asgi_mtls.sources.openssl_dn.envoy_subject`), one ``URI=`` per
+    URI SAN (one empty ``URI=`` when there is none) and one ``DNS=`` per DNS SAN.  URI and DNS
+    values are written raw, unquoted, whatever they contain, as Envoy does.  ``previous`` is
+    the XFCC that arrived from earlier hops (``APPEND_FORWARD`` appends after a ``,``)."""
 
     def envoy_escape(pem: str) -> str:
         for plain, escaped in (
@@ -572,17 +577,13 @@ def xfcc_header(
     if include_chain:
         full = "".join(_pem(c) for c in (certificate, *chain))
         pairs.append(f'Chain="{envoy_escape(full)}"')
-    try:
-        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        sans = x509.SubjectAlternativeName([])
+    uris, dns_names = envoy_names(certificate)
     if subject:
-        pairs.append(f'Subject="{certificate.subject.rfc4514_string()}"')
+        pairs.append(f'Subject="{envoy_subject(certificate)}"')
     if uri:
-        uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
-        pairs += [f"URI={u}" for u in uris] if uris else ["URI="]
+        pairs += [f"URI={u}" for u in uris]
     if dns:
-        pairs += [f"DNS={d}" for d in sans.get_values_for_type(x509.DNSName)]
+        pairs += [f"DNS={d}" for d in dns_names]
     element = ";".join(pairs)
     return f"{previous},{element}" if previous else element
 

@@ -12,17 +12,22 @@ import base64
 from urllib.parse import quote
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from asgi_mtls import CertificateRejected, MTLSMiddleware, NginxHeaderSource, RejectionReason
 from asgi_mtls.sources import (
     HEADER_FORMATS,
+    CertificateSource,
     HeaderSource,
     PresentedCertificate,
+    TLSExtensionSource,
     TrustedProxies,
     header_source,
 )
 from asgi_mtls.testing import (
+    IssuedCertificate,
     alb_header,
     alb_leaf_header,
     apache_header,
@@ -34,6 +39,7 @@ from asgi_mtls.testing import (
     nginx_pem_header,
     simulate_connection,
     traefik_header,
+    xfcc_header,
 )
 from tests.apps import PAYMENTS, starlette_app
 from tests.asgi import get, reason
@@ -107,7 +113,9 @@ def test_unknown_format_and_bad_options():
     with pytest.raises(ValueError, match="no verdict header"):
         header_source("caddy", verify_header="x-verify")
     with pytest.raises(ValueError, match="envoy format only"):
-        header_source("nginx", element=0)
+        header_source("nginx", element=1)
+    with pytest.raises(ValueError, match="envoy format only"):
+        header_source("haproxy", elements=2)
     with pytest.raises(ValueError, match="must differ"):
         header_source("haproxy", header="x-a", chain_header="x-a")
     with pytest.raises(ValueError, match="HTTP header name"):
@@ -611,3 +619,93 @@ def test_nginx_source_is_the_generic_one(pki):
     a = decode(NginxHeaderSource(), ("x-ssl-client-cert", value))
     b = decode(header_source("nginx"), ("x-ssl-client-cert", value))
     assert a == b and a is not None and a.source == "nginx"
+
+
+# --- names next to the certificate: an injection class, across every format -----------------
+
+
+def _hostile(pki) -> dict[str, IssuedCertificate]:
+    """Certificates from the trusted intermediate whose names carry the pairs that would make
+    a parser of names see the victim (pki.payments): its hash and its PEM, both public."""
+    victim = pki.payments
+    forged = xfcc_header(victim, by=None, subject=False, uri=False, dns=False)
+    full = xfcc_header(victim, by=None)
+    issue = pki.intermediate.issue
+
+    def uri(value: str) -> x509.GeneralName:
+        return x509.UniformResourceIdentifier._init_without_validation(value)
+
+    def dns(value: str) -> x509.GeneralName:
+        return x509.DNSName._init_without_validation(value)
+
+    return {
+        "uri-element": issue(common_name="a", sans=[uri(f"https://a.example/x,{forged}")]),
+        "uri-whole-element": issue(common_name="a", sans=[uri(f"https://a.example/x,{full}")]),
+        "uri-pairs": issue(common_name="a", sans=[uri(f"https://a.example/x;{forged}")]),
+        "dns-element": issue(common_name="a", sans=[dns(f"a.example,{forged}")]),
+        "dns-pairs": issue(common_name="a", sans=[dns(f"a.example;{forged}")]),
+        "uri-quote": issue(common_name="a", sans=[uri(f'"x",{forged}')]),
+        "subject": issue(
+            subject=x509.Name(
+                [x509.NameAttribute(NameOID.ORGANIZATION_NAME, f'x",{forged};Subject="')]
+            )
+        ),
+    }
+
+
+HOSTILE = [
+    "uri-element",
+    "uri-whole-element",
+    "uri-pairs",
+    "dns-element",
+    "dns-pairs",
+    "uri-quote",
+    "subject",
+]
+
+
+@pytest.fixture(scope="module")
+def hostile(pki) -> dict[str, IssuedCertificate]:
+    certificates = _hostile(pki)
+    assert sorted(certificates) == sorted(HOSTILE)
+    return certificates
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("payload", HOSTILE)
+@pytest.mark.parametrize("name", HEADER_FORMATS)
+async def test_names_with_injection_payloads_never_authenticate_the_victim(
+    pki, hostile, name, payload
+):
+    """Only Envoy's format writes names next to the certificate, and only in XFCC do they share
+    the header's grammar; every other format carries the names inside the DER alone (base64,
+    URL-encoded or PEM), where no separator can escape.  So every other format decodes the
+    hostile certificate as itself and the app answers exactly as for that certificate in the
+    TLS handshake (the identity stage judges its names); Envoy refuses the SAN payloads at the
+    source and reads the quoted Subject one as itself.  Nobody becomes the victim."""
+    cert = hostile[payload]
+    headers = encode_certificate_headers(name, cert)
+
+    def app(source: CertificateSource) -> MTLSMiddleware:
+        return MTLSMiddleware(
+            starlette_app(),
+            trust=pki.root.certificate,
+            intermediates=[pki.intermediate.certificate],
+            trusted_proxies=["127.0.0.1"],
+            sources=[source],
+            principal="fingerprint",
+        )
+
+    response = await get(simulate_connection(app(header_source(name))), "/whoami", headers)
+    handshake = await get(simulate_connection(app(TLSExtensionSource()), cert), "/whoami")
+    assert response.json().get("principal") != pki.payments.fingerprint_sha256
+    if name == "envoy" and payload != "subject":
+        assert response.status_code == 400
+        assert reason(response) in ("malformed", "duplicate_header")
+    else:
+        assert (response.status_code, response.json()) == (
+            handshake.status_code,
+            {**handshake.json(), **({"source": name} if "source" in handshake.json() else {})},
+        )
+        presented = decode(header_source(name), *headers.items())
+        assert presented is not None and presented.leaf == cert.der

@@ -36,7 +36,7 @@ from asgi_mtls.sources.encoding import (
 from asgi_mtls.sources.proxies import TrustedProxies
 from asgi_mtls.sources.rfc9440 import decode_client_cert, decode_client_cert_chain
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
-from asgi_mtls.sources.xfcc import decode_xfcc
+from asgi_mtls.sources.xfcc import check_xfcc_options, decode_xfcc
 
 __all__ = [
     "DEFAULT",
@@ -209,9 +209,11 @@ def _boolean_verdict(value: str) -> Verdict:
 
 @dataclass(frozen=True, slots=True)
 class DecodeOptions:
-    """Per-source options a decoder may use.  ``element``: which XFCC element (Envoy)."""
+    """Per-source options a decoder may use.  ``elements``: how many XFCC elements the
+    trusted Envoys write; ``element``: which one to read (see :class:`HeaderSource`)."""
 
-    element: int = -1
+    elements: int = 1
+    element: int = 0
 
 
 #: A decoder: (certificate header value, chain header values, options) -> (leaf, chain hints).
@@ -263,7 +265,7 @@ def _decode_nginx(
 def _decode_envoy(
     cert: str, chain: Sequence[str], options: DecodeOptions
 ) -> tuple[bytes, tuple[bytes, ...]]:
-    return decode_xfcc(cert, element=options.element)
+    return decode_xfcc(cert, elements=options.elements, element=options.element)
 
 
 def _decode_rfc9440(
@@ -394,8 +396,19 @@ class HeaderSource:
     :param max_chain_length: more chain certificates than this is ``too_large``.
     :param trusted_proxies: proxies allowed to send this source's headers, instead of the
         middleware's ``trusted_proxies`` (``None``: use the middleware's).
-    :param element: ``envoy`` only: which XFCC element to read, as a list index (default
-        ``-1``, the last one, appended by the proxy nearest to the app).
+    :param elements: ``envoy`` only: how many XFCC elements the trusted Envoys write, one
+        per Envoy that sets or appends one (default ``1``: one Envoy with ``SANITIZE_SET``,
+        the recommended edge; ``2`` for an edge plus a sidecar with ``APPEND_FORWARD``).  A
+        header with any other number of elements is refused (``malformed``): an element
+        that Envoy did not write (one a client sent to an ``APPEND_FORWARD`` edge, or one
+        forged by a ``,`` inside a certificate's URI or DNS SAN, which Envoy writes
+        unquoted) can then never shift which element is read.  There is no "any number":
+        counting from either end of a header of unknown length lets one side forge.
+    :param element: ``envoy`` only: which of the ``elements`` to read, as a list index
+        (default ``0``, the oldest: written by the first trusted Envoy, the one that
+        terminated the client's TLS; a sidecar after it describes that Envoy, not the
+        client).  It must exist among ``elements`` (``ValueError`` at start-up), so ``0``
+        and ``-elements`` name the same element.
 
     ``find`` returns ``(count, count, count, *certificate values, *chain values, *verdict
     values)``, raw, as the cache key; ``decode`` judges duplicates, sizes, the verdict, then
@@ -417,7 +430,8 @@ class HeaderSource:
         max_header_chars: int = DEFAULT_MAX_HEADER_CHARS,
         max_chain_length: int = DEFAULT_MAX_CHAIN_LENGTH,
         trusted_proxies: Iterable[str] | TrustedProxies | None = None,
-        element: int = -1,
+        elements: int = 1,
+        element: int = 0,
     ) -> None:
         spec = header_format(format)
         self.format = spec
@@ -438,10 +452,9 @@ class HeaderSource:
         names = [n for n in (self.header, self.chain_header, self.verify_header) if n]
         if len(set(names)) != len(names):
             raise ValueError(f"header names must differ, got {names}")
-        if isinstance(element, bool) or not isinstance(element, int):
-            raise TypeError("element must be an int")
-        if element != -1 and spec.name != "envoy":
-            raise ValueError("element applies to the envoy format only")
+        if (element != 0 or elements != 1) and spec.name != "envoy":
+            raise ValueError("elements and element apply to the envoy format only")
+        check_xfcc_options(elements=elements, element=element)
         if max_header_chars < 1 or max_chain_length < 0:
             raise ValueError("max_header_chars must be positive, max_chain_length not negative")
         self.max_header_chars = max_header_chars
@@ -453,7 +466,7 @@ class HeaderSource:
             if isinstance(trusted_proxies, TrustedProxies)
             else TrustedProxies(trusted_proxies)
         )
-        self._options = DecodeOptions(element=element)
+        self._options = DecodeOptions(elements=elements, element=element)
         self._chain_name = self.chain_header.encode("latin-1") if self.chain_header else None
         self._verify_name = self.verify_header.encode("latin-1") if self.verify_header else None
         self._names = tuple(
@@ -465,7 +478,12 @@ class HeaderSource:
     def __repr__(self) -> str:
         return (
             f"HeaderSource({self.format.name!r}, name={self.name!r}, header={self.header!r}, "
-            f"chain_header={self.chain_header!r}, verify_header={self.verify_header!r})"
+            f"chain_header={self.chain_header!r}, verify_header={self.verify_header!r}"
+            + (
+                f", elements={self._options.elements}, element={self._options.element})"
+                if self.format.name == "envoy"
+                else ")"
+            )
         )
 
     def find(self, scope: Mapping[str, object]) -> RawValues | None:

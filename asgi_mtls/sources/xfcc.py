@@ -1,60 +1,88 @@
-"""Envoy's ``x-forwarded-client-cert`` (XFCC) header: a real parser for its grammar.
+"""Envoy's ``x-forwarded-client-cert`` (XFCC) header: a strict parser, and the checks that tie
+every element to its certificate.
 
 Envoy's documentation (``configuration/http/http_conn_man/headers``, "x-forwarded-client-cert")
-defines the value as::
+defines the value as elements separated by ``,`` (one per proxy hop, oldest first), each a
+``;``-separated list of ``key=value`` pairs with the keys ``By`` (the proxy's own URI SAN, one
+pair each), ``Hash`` (hex SHA-256 of the client certificate's DER), ``Cert`` (the client
+certificate, URL-encoded PEM), ``Chain`` (URL-encoded PEM, leaf first), ``Subject`` (always
+quoted), ``URI`` and ``DNS`` (one pair per SAN).  It says that a value containing ``,`` ``;``
+or ``=`` is quoted.  **Envoy does not do that**: Envoy 1.40 (checked with the real binary,
+``tests/e2e/test_envoy.py``) writes ``By``, ``URI`` and ``DNS`` unquoted whatever they
+contain (its source has long carried ``TODO(myidpt): Handle the special characters in By
+and URI fields``).  A client certificate from the trusted CA whose URI or DNS SAN is::
 
-    XFCC     = element *( "," element )           ; one element per proxy hop, newest last
-    element  = pair *( ";" pair )
-    pair     = key "=" value                      ; keys case-insensitive
-    value    = quoted / unquoted                  ; "," ";" "=" only inside quotes
-    quoted   = DQUOTE *( qchar / "\\" CHAR ) DQUOTE
+    x,Hash=<SHA-256 of the victim's certificate>;Cert="<the victim's URL-encoded PEM>"
 
-with the keys ``By``, ``Hash`` (hex SHA-256 of the client certificate's DER), ``Cert`` (the
-client certificate, URL-encoded PEM), ``Chain`` (the chain the client sent, leaf first,
-URL-encoded PEM), ``Subject`` (always quoted), ``URI`` and ``DNS`` (one pair per name), and the
-legacy ``SAN``.
+makes the header parse as one more element, which carries the victim's (public) certificate
+and the right hash.  A reader of "the last element" authenticates the attacker as the victim.
+
+Two checks close that at the root, and each is enough on its own for a single hop:
+
+1. **The number of elements is fixed by configuration** (``elements``: how many trusted
+   Envoys append one).  SAN content can only add separators, so a forged element always makes
+   the count wrong.  Elements a client wrote itself (``APPEND_FORWARD`` at the edge) do too.
+2. **Every element that carries a certificate must say exactly what Envoy would write for
+   that certificate**: ``Hash`` is its SHA-256 (lower-case hex), ``Subject`` is its subject
+   printed as BoringSSL does (:func:`asgi_mtls.sources.openssl_dn.envoy_subject`), the
+   ``URI`` pairs are its URI SANs in order (one empty ``URI=`` if it has none), the ``DNS``
+   pairs its DNS SANs in order.  ``Subject``/``URI``/``DNS`` may be absent (Envoy configured
+   without them), never partial.  A SAN that contains ``,`` or ``;`` or any character the
+   grammar refuses in an unquoted value can never be read back intact, so such a certificate
+   is refused however the pieces fall; an injected element's names disagree with its own
+   certificate as well.
 
 The parser is a character scanner, never a ``split(";")``: a ``Cert=`` inside a quoted
-``Subject`` is part of that value and can never be seen as a key.  Rules where the
-documentation leaves room, chosen to fail closed:
+``Subject`` is part of that value.  What Envoy cannot have written is refused (``malformed``):
 
-- An unquoted value runs to the next ``;`` or ``,``.  Old Envoy writes ``By`` and ``URI``
-  unquoted even when they contain ``;`` or ``,``; such a value then leaves a piece without
-  ``=`` (``URI=http://x/a;b``) or an unknown key, and the whole header is refused as
-  malformed rather than guessed at.  ``=`` inside an unquoted value is kept
-  (``URI=http://x/?a=b``).  ``"`` or whitespace inside an unquoted value is malformed.
-- Inside quotes, a backslash takes the next character literally (``\\"`` is a quote).  An
-  unterminated quote, or anything but ``;``/``,`` after a closing quote, is malformed.
-- Only the keys above are accepted; any other key is malformed.  ``By``, ``URI``, ``DNS`` and
-  ``SAN`` may repeat; ``Hash``, ``Cert``, ``Chain`` and ``Subject`` may not
-  (``duplicate_header``: the element states the certificate twice).  ``Cert``, ``Chain`` and
-  ``Subject`` must be quoted, as Envoy always writes them.
-- Empty elements (``a=b,,c=d``), empty keys and a trailing ``;`` or ``,`` are malformed.
+- any key but ``By``, ``Hash``, ``Cert``, ``Chain``, ``Subject``, ``URI``, ``DNS`` (the
+  ``SAN`` key of Envoy before 1.7 included); a repeated ``Hash``, ``Cert``, ``Chain`` or
+  ``Subject`` (``duplicate_header``);
+- ``Cert``, ``Chain`` and ``Subject`` unquoted, or ``By``, ``Hash``, ``URI`` and ``DNS``
+  quoted (Envoy writes the former always quoted, the latter never);
+- whitespace anywhere outside a quoted value (Envoy writes none; only the ends of the whole
+  header value are trimmed, as HTTP does), a quote, control character or DEL in an unquoted
+  value;
+- inside quotes a backslash takes the next character literally (``\\"`` is a quote); an
+  unterminated quote, a backslash at the end, a control character, or anything but ``;``,
+  ``,`` or the end after a closing quote;
+- empty elements (``a,,b``), empty keys, a leading or trailing ``;`` or ``,``;
+- an element without ``Hash`` (Envoy writes an element only for a connection with a client
+  certificate, and always its hash).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from cryptography import x509
+
 from asgi_mtls.errors import CertificateRejected, RejectionReason
 from asgi_mtls.sources.encoding import url_encoded_pem_to_der
+from asgi_mtls.sources.openssl_dn import envoy_subject
 
-__all__ = ["XfccElement", "decode_xfcc", "parse_xfcc"]
+__all__ = [
+    "XfccElement",
+    "XfccPair",
+    "check_xfcc_options",
+    "decode_xfcc",
+    "envoy_names",
+    "parse_xfcc",
+]
 
 #: Keys Envoy writes, lowercased.  Anything else is refused.
-KNOWN_KEYS: Final = frozenset({"by", "hash", "cert", "chain", "subject", "uri", "dns", "san"})
+KNOWN_KEYS: Final = frozenset({"by", "hash", "cert", "chain", "subject", "uri", "dns"})
 #: Keys that may appear once per element.
 SINGLE_KEYS: Final = frozenset({"hash", "cert", "chain", "subject"})
-#: Keys whose value Envoy always double-quotes.
+#: Keys whose value Envoy always double-quotes; every other key it never quotes.
 QUOTED_KEYS: Final = frozenset({"cert", "chain", "subject"})
 
 _OWS = " \t"
-_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-_HEX_SHA256 = re.compile(r"[0-9A-Fa-f]{64}")
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_ENVOY_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def _malformed(detail: str) -> CertificateRejected:
@@ -62,16 +90,30 @@ def _malformed(detail: str) -> CertificateRejected:
 
 
 @dataclass(frozen=True, slots=True)
-class XfccElement:
-    """One hop's element: its ``(key, value)`` pairs in order, keys lowercased, values
-    unquoted and unescaped."""
+class XfccPair:
+    """One ``key=value`` pair: the key lowercased, the value unquoted and unescaped, and
+    ``raw``, the value exactly as written (quotes and backslashes included)."""
 
-    pairs: tuple[tuple[str, str], ...]
+    key: str
+    value: str
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class XfccElement:
+    """One hop's element: its pairs in order."""
+
+    pairs: tuple[XfccPair, ...]
 
     def values(self, key: str) -> list[str]:
-        """Every value of ``key`` (case-insensitive), in order."""
+        """Every value of ``key`` (case-insensitive), in order, unquoted and unescaped."""
         wanted = key.lower()
-        return [value for name, value in self.pairs if name == wanted]
+        return [pair.value for pair in self.pairs if pair.key == wanted]
+
+    def raw_values(self, key: str) -> list[str]:
+        """Every value of ``key`` exactly as written (quotes and escapes included)."""
+        wanted = key.lower()
+        return [pair.raw for pair in self.pairs if pair.key == wanted]
 
     def get(self, key: str) -> str | None:
         """The value of a key that appears at most once (``None`` when absent)."""
@@ -92,10 +134,6 @@ class _Scanner:
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
-    def skip_ows(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos] in _OWS:
-            self.pos += 1
-
     def key(self) -> str:
         start = self.pos
         while self.pos < len(self.text) and self.text[self.pos] in _KEY_CHARS:
@@ -105,23 +143,19 @@ class _Scanner:
         return self.text[start : self.pos]
 
     def quoted(self) -> str:
-        assert self.peek() == '"'
         start = self.pos
-        self.pos += 1
+        self.pos += 1  # the opening quote
         out: list[str] = []
         text = self.text
         while self.pos < len(text):
             char = text[self.pos]
-            if char == "\\":
-                if self.pos + 1 >= len(text):
-                    break
-                out.append(text[self.pos + 1])
-                self.pos += 2
-                continue
-            if char == '"':
+            if char == "\\" and self.pos + 1 < len(text):
+                char = text[self.pos + 1]
+                self.pos += 1
+            elif char == '"':
                 self.pos += 1
                 return "".join(out)
-            if (char < " " and char != "\t") or char == "\x7f":
+            if char < " " or char == "\x7f":
                 raise _malformed(f"control character in the quoted value at offset {self.pos}")
             out.append(char)
             self.pos += 1
@@ -131,51 +165,51 @@ class _Scanner:
         start = self.pos
         text = self.text
         while self.pos < len(text) and text[self.pos] not in ";,":
-            self.pos += 1
-        value = text[start : self.pos].rstrip(_OWS)
-        for char in value:
+            char = text[self.pos]
             if char == '"':
-                raise _malformed(f"a quote inside an unquoted value at offset {start}")
+                raise _malformed(f"a quote inside an unquoted value at offset {self.pos}")
             if char <= " " or char == "\x7f":
-                raise _malformed(f"whitespace or control character in an unquoted value at {start}")
-        return value
+                raise _malformed(f"whitespace or control character at offset {self.pos}")
+            self.pos += 1
+        return text[start : self.pos]
 
 
 def parse_xfcc(value: str) -> list[XfccElement]:
     """Parse a whole XFCC header value into its elements (oldest first, newest last).
 
     Raises ``CertificateRejected`` (``malformed``, or ``duplicate_header`` for a repeated
-    single-valued key) for anything outside the grammar in the module docstring.
+    single-valued key) for anything outside the grammar in the module docstring.  Only the
+    grammar is checked here; :func:`decode_xfcc` checks the elements against certificates.
     """
-    scanner = _Scanner(value)
-    scanner.skip_ows()
+    scanner = _Scanner(value.strip(_OWS))
     if scanner.at_end():
         raise _malformed("empty header")
     elements: list[XfccElement] = []
-    pairs: list[tuple[str, str]] = []
+    pairs: list[XfccPair] = []
     while True:
-        scanner.skip_ows()
         key = scanner.key().lower()
         if key not in KNOWN_KEYS:
             raise _malformed(f"unknown key {key[:40]!r}")
         if scanner.peek() != "=":
             raise _malformed(f"key {key!r} without '='")
         scanner.pos += 1
+        start = scanner.pos
         if scanner.peek() == '"':
+            if key not in QUOTED_KEYS:
+                raise _malformed(f"Envoy never quotes the value of {key!r}")
             item = scanner.quoted()
-            scanner.skip_ows()
             if not scanner.at_end() and scanner.peek() not in ";,":
                 raise _malformed(f"unexpected data after the quoted value of {key!r}")
         else:
             if key in QUOTED_KEYS:
                 raise _malformed(f"the value of {key!r} must be quoted")
             item = scanner.unquoted()
-        if key in SINGLE_KEYS and any(name == key for name, _ in pairs):
+        if key in SINGLE_KEYS and any(pair.key == key for pair in pairs):
             raise CertificateRejected(
                 RejectionReason.DUPLICATE_HEADER,
                 f"x-forwarded-client-cert: {key!r} appears twice in one element",
             )
-        pairs.append((key, item))
+        pairs.append(XfccPair(key, item, scanner.text[start : scanner.pos]))
         if scanner.at_end():
             elements.append(XfccElement(tuple(pairs)))
             return elements
@@ -184,58 +218,117 @@ def parse_xfcc(value: str) -> list[XfccElement]:
         if separator == ",":
             elements.append(XfccElement(tuple(pairs)))
             pairs = []
-        scanner.skip_ows()
         if scanner.at_end():
             raise _malformed(f"trailing {separator!r}")
 
 
-def decode_xfcc(value: str, *, element: int = -1) -> tuple[bytes, tuple[bytes, ...]]:
+def envoy_names(certificate: x509.Certificate) -> tuple[list[str], list[str]]:
+    """The ``URI`` and ``DNS`` values Envoy writes for ``certificate``: every URI SAN, in
+    certificate order (``[""]`` when there is none: Envoy writes ``URI=`` then), and every
+    DNS SAN, in certificate order.  Raises ``ValueError`` for an unparseable extension."""
+    try:
+        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [""], []
+    uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris or [""], sans.get_values_for_type(x509.DNSName)
+
+
+def check_xfcc_options(*, elements: int, element: int) -> None:
+    """``elements`` is a positive count and ``element`` one of its indexes (``ValueError`` /
+    ``TypeError`` otherwise: a configuration that could never match a header)."""
+    if isinstance(elements, bool) or not isinstance(elements, int) or elements < 1:
+        raise ValueError(f"elements must be a positive int, got {elements!r}")
+    if isinstance(element, bool) or not isinstance(element, int):
+        raise TypeError("element must be an int")
+    if not -elements <= element < elements:
+        raise ValueError(f"element {element} does not exist among {elements} element(s)")
+
+
+def _certificate(index: int, element: XfccElement) -> tuple[bytes, tuple[bytes, ...]] | None:
+    """``(leaf DER, rest of Chain)`` of an element, or ``None`` when it carries neither
+    ``Cert`` nor ``Chain``."""
+    cert, chain = element.get("cert"), element.get("chain")
+    if cert is None and chain is None:
+        return None
+    leaf: bytes | None = None
+    if cert is not None:
+        leaves = url_encoded_pem_to_der(cert, what=f"XFCC element {index} Cert")
+        if len(leaves) != 1:
+            raise _malformed(f"element {index}: Cert holds {len(leaves)} certificates")
+        leaf = leaves[0]
+    rest: tuple[bytes, ...] = ()
+    if chain is not None:
+        chain_ders = url_encoded_pem_to_der(chain, what=f"XFCC element {index} Chain")
+        if leaf is not None and chain_ders[0] != leaf:
+            raise _malformed(f"element {index}: the first certificate of Chain is not the Cert")
+        leaf, rest = chain_ders[0], tuple(chain_ders[1:])
+    assert leaf is not None
+    return leaf, rest
+
+
+def _check_names(index: int, element: XfccElement, leaf: bytes) -> None:
+    """The element's ``Hash``, ``Subject``, ``URI`` and ``DNS`` are exactly what Envoy writes
+    for ``leaf`` (compared as written, quotes and escapes included)."""
+    if element.raw_values("hash") != [hashlib.sha256(leaf).hexdigest()]:
+        raise _malformed(f"element {index}: Hash does not match the certificate")
+    subjects = element.raw_values("subject")
+    try:
+        certificate = x509.load_der_x509_certificate(leaf)
+        uris, dns = envoy_names(certificate)
+        subject = f'"{envoy_subject(certificate)}"' if subjects else None
+    except ValueError as exc:  # an unparseable certificate, extension or subject
+        raise _malformed(f"element {index}: unreadable certificate ({exc})") from None
+    if subjects and subjects != [subject]:
+        raise _malformed(f"element {index}: Subject is not the certificate's subject")
+    written_uris, written_dns = element.raw_values("uri"), element.raw_values("dns")
+    if written_uris and written_uris != uris:
+        raise _malformed(f"element {index}: URI pairs are not the certificate's URI SANs")
+    if written_dns and written_dns != dns:
+        raise _malformed(f"element {index}: DNS pairs are not the certificate's DNS SANs")
+
+
+def decode_xfcc(
+    value: str, *, elements: int = 1, element: int = 0
+) -> tuple[bytes, tuple[bytes, ...]]:
     """The certificate of one XFCC element: ``(leaf DER, chain DER without the leaf)``.
 
-    ``element`` indexes the elements like a Python list: ``-1`` (the default) is the last one,
-    appended by the proxy nearest to the app.  The element must carry ``Hash`` and ``Cert``
-    and/or ``Chain``:
+    ``elements`` is how many elements the trusted hops write (one per Envoy that sets or
+    appends XFCC); a header with any other number is refused.  ``element`` picks one of them
+    as a list index (``0``: the oldest, written by the hop that terminated the client's TLS).
+    Every element must carry a lower-case hex ``Hash``; every element that carries a
+    certificate must match it as described in the module docstring.  The chosen element must
+    carry ``Cert`` and/or ``Chain``:
 
     - ``Cert`` is the leaf.  ``Chain`` is the chain the client sent, leaf first; without
       ``Cert`` its first certificate is the leaf, with ``Cert`` that first certificate must be
       the same certificate.  The rest of the chain is only a path-building hint.
-    - ``Hash`` must be the SHA-256 of the leaf's DER (hex, any case).  Envoy always writes it;
-      requiring it means that a ``Cert`` smuggled into an unquoted ``URI``/``By`` value can
-      never stand unchecked.
-    - An element without ``Cert`` or ``Chain`` is refused (``malformed``), not read as "no
-      certificate": Envoy writes an element only for a connection that presented a verified
-      client certificate, so it says a certificate was presented but not forwarded (the
-      proxy lacks ``set_current_client_cert_details: {cert: true}``).  Treating it as
-      anonymous would hide that.  A request without any certificate carries no XFCC at all.
+    - A chosen element without ``Cert`` or ``Chain`` is refused (``malformed``), not read as
+      "no certificate": Envoy writes an element only for a connection that presented a
+      verified client certificate, so it says a certificate was presented but not forwarded
+      (the proxy lacks ``set_current_client_cert_details: {cert: true}``).  A request without
+      any certificate carries no XFCC at all.
     """
-    elements = parse_xfcc(value)
-    try:
-        chosen = elements[element]
-    except IndexError:
-        raise _malformed(f"element {element} requested, the header has {len(elements)}") from None
-    cert, chain, digest = chosen.get("cert"), chosen.get("chain"), chosen.get("hash")
-    if cert is None and chain is None:
+    check_xfcc_options(elements=elements, element=element)
+    parsed = parse_xfcc(value)
+    if len(parsed) != elements:
         raise _malformed(
-            "the element carries no Cert or Chain (configure Envoy's "
+            f"{len(parsed)} element(s), expected {elements} (one per trusted Envoy hop; more "
+            "means a client-written element or a separator inside a certificate name)"
+        )
+    chosen: tuple[bytes, tuple[bytes, ...]] | None = None
+    for index, item in enumerate(parsed):
+        hashes = item.raw_values("hash")
+        if len(hashes) != 1 or not _ENVOY_HASH.fullmatch(hashes[0]):
+            raise _malformed(f"element {index}: no lower-case hex SHA-256 Hash")
+        found = _certificate(index, item)
+        if found is not None:
+            _check_names(index, item, found[0])
+        if index == element % elements:
+            chosen = found
+    if chosen is None:
+        raise _malformed(
+            f"element {element} carries no Cert or Chain (configure Envoy's "
             "set_current_client_cert_details with cert: true)"
         )
-    leaf: bytes | None = None
-    if cert is not None:
-        leaves = url_encoded_pem_to_der(cert, what="XFCC Cert")
-        if len(leaves) != 1:
-            raise _malformed(f"Cert holds {len(leaves)} certificates, expected one")
-        leaf = leaves[0]
-    rest: Sequence[bytes] = ()
-    if chain is not None:
-        chain_ders = url_encoded_pem_to_der(chain, what="XFCC Chain")
-        if leaf is not None and chain_ders[0] != leaf:
-            raise _malformed("the first certificate of Chain is not the Cert")
-        leaf, rest = chain_ders[0], chain_ders[1:]
-    assert leaf is not None
-    if digest is None:
-        raise _malformed("the element carries no Hash")
-    if not _HEX_SHA256.fullmatch(digest):
-        raise _malformed("Hash is not a hex SHA-256 digest")
-    if digest.lower() != hashlib.sha256(leaf).hexdigest():
-        raise _malformed("Hash does not match the certificate")
-    return leaf, tuple(rest)
+    return chosen

