@@ -76,7 +76,7 @@ class IssuerGraph:
         will try (each costs a signature check), stopped once past
         :data:`MAX_PATH_CANDIDATES`.
 
-        cryptography 48 neither detects loops nor bounds the number of signature checks:
+        cryptography (48 and 50) neither detects loops nor bounds the number of signature checks:
         eight presented certificates forming a cross-signed loop keep it busy for minutes,
         holding the GIL (the event loop stops).  Such inputs are refused before they reach it.
 
