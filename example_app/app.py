@@ -18,16 +18,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, WebSocket
 
-from asgi_mtls import (
-    PUBLIC,
-    ClientIdentity,
-    MTLSMiddleware,
-    RoleMap,
-    public,
-    require_client,
-    role,
-    spiffe_glob,
-)
+from asgi_mtls import PUBLIC, ClientIdentity, MTLSMiddleware, RoleMap, require_client
+from asgi_mtls.authorization import role, spiffe_glob
 from asgi_mtls.fastapi import install_openapi
 
 from .pki import PAYMENTS, REPORTS, ensure_dev_pki
@@ -67,7 +59,7 @@ def create_app(trust: Path = DEFAULT_TRUST, *, trusted_proxies: Iterable[str] = 
     app = FastAPI(title="asgi-mtls demo")
 
     @app.get("/health")
-    @public
+    @PUBLIC
     def health() -> dict[str, str]:
         """Public: no certificate needed."""
         return {"status": "ok"}

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import pytest
 from cryptography import x509
 
-from asgi_mtls import CertificateRejected, MTLSMiddleware, TLSExtensionSource
+from asgi_mtls import CertificateRejected, HeaderSource, MTLSMiddleware, TLSExtensionSource
 from asgi_mtls.errors import Rejection
-from asgi_mtls.sources import NginxHeaderSource, PresentedCertificate, RawValues
+from asgi_mtls.sources import PresentedCertificate, RawValues
 from asgi_mtls.testing import CertificateAuthority, nginx_escaped_header, simulate_connection
 from tests.apps import starlette_app
 from tests.asgi import get, reason
@@ -143,7 +143,7 @@ async def test_a_failing_source_is_a_typed_refusal_not_a_500(pki, caplog, where)
 
 @pytest.mark.anyio
 async def test_a_failing_header_decoder_is_a_typed_refusal(pki, monkeypatch):
-    source = NginxHeaderSource()
+    source = HeaderSource("nginx")
 
     def broken(raw: RawValues) -> PresentedCertificate | None:
         raise RuntimeError("decoder bug")

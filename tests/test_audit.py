@@ -12,8 +12,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from asgi_mtls import PUBLIC, MTLSMiddleware, RoleMap, principal, require_client, role
+from asgi_mtls import PUBLIC, MTLSMiddleware, RoleMap, require_client
 from asgi_mtls.audit import audit_app
+from asgi_mtls.authorization import principal, role
 from asgi_mtls.cli import main
 from tests import test_policies as sample
 from tests.apps import PAYMENTS, starlette_app

@@ -94,7 +94,8 @@ async def test_middleware_wrapping_fastapi_from_outside_still_answers_4xx(pki):
 
 @pytest.mark.anyio
 async def test_rejection_handler_registered_by_hand(pki):
-    from asgi_mtls import CertificateRejected, rejection_handler
+    from asgi_mtls import CertificateRejected
+    from asgi_mtls.authorization import rejection_handler
 
     inner = fastapi_app()
     inner.add_exception_handler(CertificateRejected, rejection_handler)

@@ -16,15 +16,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from asgi_mtls import CertificateRejected, MTLSMiddleware, NginxHeaderSource, RejectionReason
+from asgi_mtls import CertificateRejected, HeaderSource, MTLSMiddleware, RejectionReason
 from asgi_mtls.sources import (
     HEADER_FORMATS,
     CertificateSource,
-    HeaderSource,
     PresentedCertificate,
     TLSExtensionSource,
     TrustedProxies,
-    header_source,
 )
 from asgi_mtls.testing import (
     IssuedCertificate,
@@ -98,7 +96,7 @@ def b64(data: bytes) -> str:
 def test_every_format_is_registered_with_its_default_headers():
     assert set(HEADER_FORMATS) == set(DEFAULT_HEADERS)
     for name, (header, chain, verify) in DEFAULT_HEADERS.items():
-        source = header_source(name)
+        source = HeaderSource(name)
         assert (source.header, source.chain_header, source.verify_header) == (header, chain, verify)
         assert source.name == name
         assert source.requires_trusted_proxy is True
@@ -107,39 +105,39 @@ def test_every_format_is_registered_with_its_default_headers():
 
 def test_unknown_format_and_bad_options():
     with pytest.raises(ValueError, match="unknown header format"):
-        header_source("squid")
+        HeaderSource("squid")
     with pytest.raises(ValueError, match="no chain header"):
-        header_source("envoy", chain_header="x-chain")
+        HeaderSource("envoy", chain_header="x-chain")
     with pytest.raises(ValueError, match="no verdict header"):
-        header_source("caddy", verify_header="x-verify")
+        HeaderSource("caddy", verify_header="x-verify")
     with pytest.raises(ValueError, match="envoy format only"):
-        header_source("nginx", element=1)
+        HeaderSource("nginx", element=1)
     with pytest.raises(ValueError, match="envoy format only"):
-        header_source("haproxy", elements=2)
+        HeaderSource("haproxy", elements=2)
     with pytest.raises(ValueError, match="must differ"):
-        header_source("haproxy", header="x-a", chain_header="x-a")
+        HeaderSource("haproxy", header="x-a", chain_header="x-a")
     with pytest.raises(ValueError, match="HTTP header name"):
-        header_source("azure", header="bad header")
+        HeaderSource("azure", header="bad header")
     with pytest.raises(ValueError, match="non-empty"):
-        header_source("azure", name="")
+        HeaderSource("azure", name="")
     with pytest.raises(TypeError):
-        header_source("envoy", element="last")  # type: ignore[arg-type]
+        HeaderSource("envoy", element="last")  # type: ignore[arg-type]
 
 
 def test_per_source_trusted_proxies_and_name_are_stored():
-    source = header_source("envoy", trusted_proxies=["10.0.0.0/8", "::1"], name="mesh")
+    source = HeaderSource("envoy", trusted_proxies=["10.0.0.0/8", "::1"], name="mesh")
     assert isinstance(source.trusted_proxies, TrustedProxies)
     assert source.trusted_proxies.networks and source.name == "mesh"
     proxies = TrustedProxies(["192.0.2.7"])
     assert HeaderSource("azure", trusted_proxies=proxies).trusted_proxies is proxies
-    nginx = NginxHeaderSource(trusted_proxies=["127.0.0.1"])
+    nginx = HeaderSource("nginx", trusted_proxies=["127.0.0.1"])
     assert isinstance(nginx, HeaderSource) and nginx.trusted_proxies is not None
     assert nginx.name == "nginx" and nginx.header == "x-ssl-client-cert"
 
 
 @pytest.mark.anyio
 async def test_the_middleware_uses_a_sources_own_trusted_proxies(pki):
-    source = header_source("azure", trusted_proxies=["10.9.0.0/16"])
+    source = HeaderSource("azure", trusted_proxies=["10.9.0.0/16"])
     middleware = MTLSMiddleware(
         starlette_app(),
         trust=pki.root.certificate,
@@ -158,7 +156,7 @@ async def test_the_middleware_uses_a_sources_own_trusted_proxies(pki):
 
 @pytest.mark.parametrize("name", HEADER_FORMATS)
 def test_round_trip_with_an_intermediate(pki, name):
-    source = header_source(name)
+    source = HeaderSource(name)
     headers = encode_certificate_headers(name, pki.payments)
     presented = decode(source, *headers.items())
     assert presented is not None
@@ -170,7 +168,7 @@ def test_round_trip_with_an_intermediate(pki, name):
 
 @pytest.mark.parametrize("name", HEADER_FORMATS)
 def test_round_trip_without_a_chain(pki, name):
-    source = header_source(name)
+    source = HeaderSource(name)
     presented = decode(source, *encode_certificate_headers(name, pki.cn_only).items())
     assert presented is not None
     assert (presented.leaf, presented.chain) == (pki.cn_only.der, ())
@@ -184,7 +182,7 @@ def test_header_names_can_be_overridden(pki, name):
         options["chain_header"] = "X-Custom-Chain"
     if verify:
         options["verify_header"] = "X-Custom-Verify"
-    source = header_source(name, **options)
+    source = HeaderSource(name, **options)
     assert source.header == "x-custom-cert"
     assert source.find(scope_with(*encode_certificate_headers(name, pki.payments).items())) is None
     headers = encode_certificate_headers(
@@ -212,7 +210,7 @@ async def test_through_the_middleware(pki, name):
             trust=pki.root.certificate,
             intermediates=intermediates,
             trusted_proxies=["127.0.0.1"],
-            sources=[header_source(name)],
+            sources=[HeaderSource(name)],
         )
         response = await get(simulate_connection(middleware), "/whoami", headers)
         if intermediates or name in WITH_CHAIN:
@@ -222,7 +220,7 @@ async def test_through_the_middleware(pki, name):
         else:
             assert reason(response) == "untrusted"
     untrusted = MTLSMiddleware(
-        starlette_app(), trust=pki.root.certificate, sources=[header_source(name)]
+        starlette_app(), trust=pki.root.certificate, sources=[HeaderSource(name)]
     )
     response = await get(simulate_connection(untrusted), "/whoami", headers)
     assert reason(response) == "untrusted_proxy"
@@ -238,7 +236,7 @@ async def test_a_header_chain_is_never_an_anchor(pki):
         starlette_app(),
         trust=pki.root.certificate,
         trusted_proxies=["127.0.0.1"],
-        sources=[header_source("rfc9440")],
+        sources=[HeaderSource("rfc9440")],
     )
     assert reason(await get(simulate_connection(middleware), "/whoami", headers)) == "untrusted"
 
@@ -249,18 +247,18 @@ async def test_a_header_chain_is_never_an_anchor(pki):
 @pytest.mark.parametrize("name", HEADER_FORMATS)
 def test_oversized_values_are_refused_before_parsing(pki, name):
     header = DEFAULT_HEADERS[name][0]
-    assert rejected(header_source(name), (header, "A" * 40000)) is R.TOO_LARGE
+    assert rejected(HeaderSource(name), (header, "A" * 40000)) is R.TOO_LARGE
     value = encode_certificate_headers(name, pki.payments)[header]
-    small = header_source(name, max_header_chars=len(value) - 1)
+    small = HeaderSource(name, max_header_chars=len(value) - 1)
     assert rejected(small, (header, value)) is R.TOO_LARGE
-    assert decode(header_source(name, max_header_chars=len(value)), (header, value)) is not None
+    assert decode(HeaderSource(name, max_header_chars=len(value)), (header, value)) is not None
 
 
 @pytest.mark.parametrize("name", HEADER_FORMATS)
 def test_duplicate_certificate_headers(pki, name):
     header = DEFAULT_HEADERS[name][0]
     value = encode_certificate_headers(name, pki.payments)[header]
-    source = header_source(name)
+    source = HeaderSource(name)
     assert rejected(source, (header, value), (header.upper(), value)) is R.DUPLICATE_HEADER
     assert rejected(source, (header, value), (header, "")) is R.DUPLICATE_HEADER
 
@@ -270,14 +268,14 @@ def test_duplicate_verdict_headers(pki, name):
     headers = encode_certificate_headers(name, pki.payments)
     verify = DEFAULT_HEADERS[name][2]
     pairs = [*headers.items(), (verify, headers[verify])]
-    assert rejected(header_source(name), *pairs) is R.DUPLICATE_HEADER
+    assert rejected(HeaderSource(name), *pairs) is R.DUPLICATE_HEADER
 
 
 def test_duplicate_chain_headers(pki):
     headers = encode_certificate_headers("haproxy", pki.payments)
     chain = headers["x-ssl-client-chain-der"]
     pairs = [*headers.items(), ("x-ssl-client-chain-der", chain)]
-    assert rejected(header_source("haproxy"), *pairs) is R.DUPLICATE_HEADER
+    assert rejected(HeaderSource("haproxy"), *pairs) is R.DUPLICATE_HEADER
     # RFC 9440 section 2.3: Client-Cert-Chain may be split over several lines.
     two = encode_certificate_headers("rfc9440", pki.payments, chain=[pki.intermediate.certificate])
     extra = (
@@ -286,7 +284,7 @@ def test_duplicate_chain_headers(pki):
             "client-cert-chain"
         ],
     )
-    presented = decode(header_source("rfc9440"), *two.items(), extra)
+    presented = decode(HeaderSource("rfc9440"), *two.items(), extra)
     assert presented is not None
     assert presented.chain == (der(pki.intermediate.certificate), der(pki.root.certificate))
 
@@ -294,7 +292,7 @@ def test_duplicate_chain_headers(pki):
 @pytest.mark.parametrize("name", sorted(set(HEADER_FORMATS) - {"haproxy", "caddy", "rfc9440"}))
 @pytest.mark.parametrize("value", ["", "   ", "\t"])
 def test_empty_certificate_is_malformed(name, value):
-    assert rejected(header_source(name), (DEFAULT_HEADERS[name][0], value)) is R.MALFORMED
+    assert rejected(HeaderSource(name), (DEFAULT_HEADERS[name][0], value)) is R.MALFORMED
 
 
 @pytest.mark.parametrize(
@@ -308,19 +306,19 @@ def test_empty_certificate_is_malformed(name, value):
     ],
 )
 def test_the_proxys_own_spelling_of_no_certificate(name, value):
-    assert decode(header_source(name), (DEFAULT_HEADERS[name][0], value)) is None
+    assert decode(HeaderSource(name), (DEFAULT_HEADERS[name][0], value)) is None
 
 
 def test_a_chain_without_a_certificate_is_malformed(pki):
     chain = haproxy_chain_header([pki.intermediate.certificate])
-    source = header_source("haproxy")
+    source = HeaderSource("haproxy")
     assert rejected(source, ("x-ssl-client-chain-der", chain)) is R.MALFORMED
     assert rejected(source, ("x-ssl-client-der", ""), ("x-ssl-client-chain-der", chain)) is (
         R.MALFORMED
     )
     # HAProxy sends an empty chain when the client sent none.
     assert decode(source, ("x-ssl-client-chain-der", "")) is None
-    rfc = header_source("rfc9440")
+    rfc = HeaderSource("rfc9440")
     value = f":{b64(der(pki.intermediate.certificate))}:"
     assert rejected(rfc, ("client-cert-chain", value)) is R.MALFORMED
 
@@ -329,13 +327,13 @@ def test_chain_length_limit(pki):
     headers = encode_certificate_headers(
         "aws-alb", pki.payments, chain=[pki.intermediate.certificate, pki.root.certificate]
     )
-    assert rejected(header_source("aws-alb", max_chain_length=1), *headers.items()) is R.TOO_LARGE
-    presented = decode(header_source("aws-alb", max_chain_length=2), *headers.items())
+    assert rejected(HeaderSource("aws-alb", max_chain_length=1), *headers.items()) is R.TOO_LARGE
+    presented = decode(HeaderSource("aws-alb", max_chain_length=2), *headers.items())
     assert presented is not None and len(presented.chain) == 2
 
 
 def test_raw_values_in_a_foreign_shape_are_malformed():
-    source = header_source("azure")
+    source = HeaderSource("azure")
     for raw in [(), ("1",), ("x", "0", "0", "v"), ("1", "0", "0"), ("1", "0", "0", None)]:
         with pytest.raises(CertificateRejected) as info:
             source.decode(raw)
@@ -347,7 +345,7 @@ def test_raw_values_in_a_foreign_shape_are_malformed():
 
 @pytest.mark.parametrize("name", ["nginx", "nginx-pem", "apache"])
 def test_mod_ssl_style_verdicts(pki, name):
-    source = header_source(name)
+    source = HeaderSource(name)
     header, _, verify = DEFAULT_HEADERS[name]
     value = encode_certificate_headers(name, pki.payments)[header]
     assert decode(source, (header, value), (verify, "SUCCESS")) is not None
@@ -355,12 +353,12 @@ def test_mod_ssl_style_verdicts(pki, name):
     for verdict in ("NONE", "GENEROUS", "FAILED:certificate has expired", "", "success"):
         assert rejected(source, (header, value), (verify, verdict)) is R.PROXY_VERIFY_FAILED
     assert rejected(source, (verify, "FAILED:unable to get issuer")) is R.PROXY_VERIFY_FAILED
-    ignoring = header_source(name, verify_header=None)
+    ignoring = HeaderSource(name, verify_header=None)
     assert decode(ignoring, (header, value), (verify, "FAILED:x")) is not None
 
 
 def test_apache_null_certificate_with_none_verdict_is_anonymous():
-    source = header_source("apache")
+    source = HeaderSource("apache")
     assert decode(source, ("x-ssl-client-cert", "(null)"), ("x-ssl-client-verify", "NONE")) is None
     assert (
         rejected(source, ("x-ssl-client-cert", "(null)"), ("x-ssl-client-verify", "GENEROUS"))
@@ -369,7 +367,7 @@ def test_apache_null_certificate_with_none_verdict_is_anonymous():
 
 
 def test_haproxy_verdict_codes(pki):
-    source = header_source("haproxy")
+    source = HeaderSource("haproxy")
     cert = ("x-ssl-client-der", base64_der_header(pki.payments))
     assert decode(source, cert, ("x-ssl-client-verify-code", "0")) is not None
     for code in ("21", "10", "-1", "00", "0x0", "zero", "", " 1"):
@@ -380,7 +378,7 @@ def test_haproxy_verdict_codes(pki):
 
 
 def test_rfc9440_optional_boolean_verdict(pki):
-    source = header_source("rfc9440", verify_header="X-Client-Cert-Verified")
+    source = HeaderSource("rfc9440", verify_header="X-Client-Cert-Verified")
     headers = encode_certificate_headers("rfc9440", pki.payments)
     verified = ("x-client-cert-verified", "true")
     assert decode(source, *headers.items(), verified) is not None
@@ -391,11 +389,11 @@ def test_rfc9440_optional_boolean_verdict(pki):
     assert decode(source, ("x-client-cert-verified", "false")) is None
     assert decode(source, ("client-cert", ""), ("x-client-cert-verified", "false")) is None
     # Without a configured verdict header, the header is not even looked at.
-    assert header_source("rfc9440").verify_header is None
+    assert HeaderSource("rfc9440").verify_header is None
 
 
 def test_a_verdict_never_rescues_a_bad_certificate():
-    source = header_source("nginx-pem")
+    source = HeaderSource("nginx-pem")
     reason_ = rejected(source, ("x-ssl-client-cert", "garbage"), ("x-ssl-client-verify", "SUCCESS"))
     assert reason_ is R.MALFORMED
 
@@ -412,7 +410,7 @@ def swap_plus_for_space(value: str) -> str:
 
 
 def test_nginx_pem_tab_continuation_and_folded_forms(pki):
-    source = header_source("nginx-pem")
+    source = HeaderSource("nginx-pem")
     value = nginx_pem_header(pki.payments)
     assert "\n\t" in value and not value.endswith("\n")
     folded = value.replace("\n\t", " ")  # what h11 hands the app
@@ -435,13 +433,13 @@ def test_nginx_pem_tab_continuation_and_folded_forms(pki):
     ],
 )
 def test_nginx_pem_malformed(pki, mangle):
-    source = header_source("nginx-pem")
+    source = HeaderSource("nginx-pem")
     value = mangle(nginx_pem_header(pki.payments))
     assert rejected(source, ("x-ssl-client-cert", value)) is R.MALFORMED
 
 
 def test_apache_value_with_and_without_the_trailing_space(pki):
-    source = header_source("apache")
+    source = HeaderSource("apache")
     value = apache_header(pki.payments)
     assert value.endswith("----- ") and "\n" not in value
     for form in (value, value.rstrip()):
@@ -463,12 +461,12 @@ def test_apache_value_with_and_without_the_trailing_space(pki):
 )
 def test_apache_malformed(pki, mangle):
     value = mangle(apache_header(pki.payments))
-    assert rejected(header_source("apache"), ("x-ssl-client-cert", value)) is R.MALFORMED
+    assert rejected(HeaderSource("apache"), ("x-ssl-client-cert", value)) is R.MALFORMED
 
 
 def test_haproxy_chain_blob_is_split_by_der_lengths(pki):
     chain = [pki.intermediate.certificate, pki.root.certificate]
-    source = header_source("haproxy")
+    source = HeaderSource("haproxy")
     cert = ("x-ssl-client-der", base64_der_header(pki.payments))
     presented = decode(source, cert, ("x-ssl-client-chain-der", haproxy_chain_header(chain)))
     assert presented is not None and presented.chain == tuple(der(c) for c in chain)
@@ -494,7 +492,7 @@ def _haproxy_chain_variants(pki) -> list[bytes]:
 @pytest.mark.parametrize("index", range(8))
 def test_haproxy_malformed_chain(pki, index):
     blob = _haproxy_chain_variants(pki)[index]
-    source = header_source("haproxy")
+    source = HeaderSource("haproxy")
     cert = ("x-ssl-client-der", base64_der_header(pki.payments))
     assert rejected(source, cert, ("x-ssl-client-chain-der", b64(blob))) is R.MALFORMED
 
@@ -519,7 +517,7 @@ def test_base64_der_malformed(padded_client, name, mangle):
     original = base64_der_header(padded_client)
     value = mangle(original)
     assert value != original
-    assert rejected(header_source(name), (DEFAULT_HEADERS[name][0], value)) is R.MALFORMED
+    assert rejected(HeaderSource(name), (DEFAULT_HEADERS[name][0], value)) is R.MALFORMED
 
 
 def test_base64_with_nonzero_pad_bits_is_refused(padded_client):
@@ -531,11 +529,11 @@ def test_base64_with_nonzero_pad_bits_is_refused(padded_client):
     twin = padded[:-1] + alphabet[alphabet.index(last) ^ 1] + value[len(padded) :]
     assert twin != value
     assert len(value) != len(padded)
-    assert rejected(header_source("azure"), ("x-arr-clientcert", twin)) is R.MALFORMED
+    assert rejected(HeaderSource("azure"), ("x-arr-clientcert", twin)) is R.MALFORMED
 
 
 def test_traefik_current_and_legacy_forms(pki):
-    source = header_source("traefik")
+    source = HeaderSource("traefik")
     chain = [pki.intermediate.certificate]
     for legacy in (False, True):
         value = traefik_header(pki.payments, chain, legacy=legacy)
@@ -562,20 +560,20 @@ def test_traefik_current_and_legacy_forms(pki):
 )
 def test_traefik_malformed(pki, mangle):
     value = mangle(traefik_header(pki.payments, [pki.intermediate.certificate]))
-    source = header_source("traefik")
+    source = HeaderSource("traefik")
     assert rejected(source, ("x-forwarded-tls-client-cert", value)) is R.MALFORMED
 
 
 def test_alb_keeps_plus_equals_slash_raw_and_decodes_with_unquote(pki):
     value = alb_header(pki.payments, [pki.intermediate.certificate])
     assert "+" in value and "%2B" not in value and "%20" in value and "%0A" in value
-    presented = decode(header_source("aws-alb"), ("x-amzn-mtls-clientcert", value))
+    presented = decode(HeaderSource("aws-alb"), ("x-amzn-mtls-clientcert", value))
     assert presented is not None
     assert presented.leaf == pki.payments.der  # leaf first
     assert presented.chain == (der(pki.intermediate.certificate),)
     # The fully escaped spelling decodes to the same certificates.
     escaped = quote("".join([pki.payments.pem, pki.intermediate.pem]), safe="")
-    again = decode(header_source("aws-alb"), ("x-amzn-mtls-clientcert", escaped))
+    again = decode(HeaderSource("aws-alb"), ("x-amzn-mtls-clientcert", escaped))
     assert again == presented
 
 
@@ -595,20 +593,20 @@ def test_alb_keeps_plus_equals_slash_raw_and_decodes_with_unquote(pki):
 )
 def test_url_encoded_pem_malformed(pki, name, mangle):
     value = mangle(alb_leaf_header(pki.payments))  # '+ = /' raw: the riskier spelling
-    reason_ = rejected(header_source(name), (DEFAULT_HEADERS[name][0], value))
+    reason_ = rejected(HeaderSource(name), (DEFAULT_HEADERS[name][0], value))
     assert reason_ is R.MALFORMED
 
 
 def test_alb_verify_leaf_must_be_one_certificate(pki):
     two = alb_header(pki.payments, [pki.intermediate.certificate])
-    source = header_source("aws-alb-verify")
+    source = HeaderSource("aws-alb-verify")
     assert rejected(source, ("x-amzn-mtls-clientcert-leaf", two)) is R.MALFORMED
     presented = decode(source, ("x-amzn-mtls-clientcert-leaf", alb_leaf_header(pki.payments)))
     assert presented is not None and presented.leaf == pki.payments.der
 
 
 def test_cloudfront_accepts_both_escapings(pki):
-    source = header_source("cloudfront")
+    source = HeaderSource("cloudfront")
     for value in (cloudfront_header(pki.payments), alb_leaf_header(pki.payments)):
         presented = decode(source, ("cloudfront-viewer-cert-pem", value))
         assert presented is not None and presented.leaf == pki.payments.der
@@ -616,8 +614,8 @@ def test_cloudfront_accepts_both_escapings(pki):
 
 def test_nginx_source_is_the_generic_one(pki):
     value = nginx_escaped_header(pki.payments)
-    a = decode(NginxHeaderSource(), ("x-ssl-client-cert", value))
-    b = decode(header_source("nginx"), ("x-ssl-client-cert", value))
+    a = decode(HeaderSource("nginx"), ("x-ssl-client-cert", value))
+    b = decode(HeaderSource("nginx"), ("x-ssl-client-cert", value))
     assert a == b and a is not None and a.source == "nginx"
 
 
@@ -696,7 +694,7 @@ async def test_names_with_injection_payloads_never_authenticate_the_victim(
             principal="fingerprint",
         )
 
-    response = await get(simulate_connection(app(header_source(name))), "/whoami", headers)
+    response = await get(simulate_connection(app(HeaderSource(name))), "/whoami", headers)
     handshake = await get(simulate_connection(app(TLSExtensionSource()), cert), "/whoami")
     assert response.json().get("principal") != pki.payments.fingerprint_sha256
     if name == "envoy" and payload != "subject":
@@ -707,5 +705,5 @@ async def test_names_with_injection_payloads_never_authenticate_the_victim(
             handshake.status_code,
             {**handshake.json(), **({"source": name} if "source" in handshake.json() else {})},
         )
-        presented = decode(header_source(name), *headers.items())
+        presented = decode(HeaderSource(name), *headers.items())
         assert presented is not None and presented.leaf == cert.der

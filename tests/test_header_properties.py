@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asgi_mtls import CertificateRejected, RejectionReason
-from asgi_mtls.sources import HEADER_FORMATS, HeaderSource, PresentedCertificate, header_source
+from asgi_mtls.sources import HEADER_FORMATS, HeaderSource, PresentedCertificate
 from asgi_mtls.testing import CertificateAuthority, IssuedCertificate, encode_certificate_headers
 
 # Modest on purpose: the whole file runs in a few seconds (12 formats x 80 examples, plus 150
@@ -39,11 +39,11 @@ CERTIFICATES: list[IssuedCertificate] = [
 #: The headers of each format (certificate, chain, verdict), default names.
 NAMES = {
     name: [n for n in (s.header, s.chain_header, s.verify_header) if n]
-    for name, s in ((name, header_source(name)) for name in HEADER_FORMATS)
+    for name, s in ((name, HeaderSource(name)) for name in HEADER_FORMATS)
 }
 #: Also exercise the optional RFC 9440 verdict header.
-SOURCES: dict[str, HeaderSource] = {name: header_source(name) for name in HEADER_FORMATS}
-SOURCES["rfc9440"] = header_source("rfc9440", verify_header="x-client-cert-verified")
+SOURCES: dict[str, HeaderSource] = {name: HeaderSource(name) for name in HEADER_FORMATS}
+SOURCES["rfc9440"] = HeaderSource("rfc9440", verify_header="x-client-cert-verified")
 NAMES["rfc9440"].append("x-client-cert-verified")
 
 # Text that reaches the decoders' deeper branches, not only their first check.

@@ -4,8 +4,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from asgi_mtls import CertificateRejected, RejectionReason, SpiffeId
-from asgi_mtls.identity import build_identity, parse_spiffe_id, resolve_principal_strategy
+from asgi_mtls import CertificateRejected, RejectionReason
+from asgi_mtls.identity import SpiffeId, build_identity, parse_spiffe_id, resolve_principal_strategy
 from asgi_mtls.testing import CertificateAuthority
 
 

@@ -15,23 +15,18 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_mtls import (
-    PUBLIC,
-    CertificateRejected,
-    RejectionReason,
-    Requirement,
-    all_of,
-    any_client,
-    any_of,
+from asgi_mtls import PUBLIC, CertificateRejected, RejectionReason, Requirement, require_client
+from asgi_mtls.authorization import (
+    AllOf,
+    AnyOf,
+    Not,
     dns_name,
     fingerprint,
     group,
     issuer,
-    not_,
     predicate,
     principal,
     principal_glob,
-    require_client,
     role,
     spiffe_glob,
     spiffe_prefix,
@@ -355,10 +350,10 @@ def test_operators_and_functions(certs):
     assert either.allows(web) and either.allows(cn) and not either.allows(api)
     both = trust_domain("prod.example") & ~spiffe_glob("spiffe://prod.example/ns/*/sa/api")
     assert both.allows(web) and not both.allows(api) and not both.allows(cn)
-    assert any_of(common_name("legacy-batch"), principal("x")).allows(cn)
-    assert not all_of(common_name("legacy-batch"), trust_domain("prod.example")).allows(cn)
-    assert not_(common_name("legacy-batch")).allows(web)
-    assert any_client().allows(cn) and all_of().allows(cn) and not any_of().allows(cn)
+    assert AnyOf(common_name("legacy-batch"), principal("x")).allows(cn)
+    assert not AllOf(common_name("legacy-batch"), trust_domain("prod.example")).allows(cn)
+    assert Not(common_name("legacy-batch")).allows(web)
+    assert require_client().allows(cn) and AllOf().allows(cn) and not AnyOf().allows(cn)
     assert isinstance(either, Requirement)
     assert (
         either.describe() == "CN in legacy-batch or SPIFFE ID matches "

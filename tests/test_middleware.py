@@ -11,8 +11,8 @@ import pytest
 
 from asgi_mtls import (
     CertificateValidator,
+    HeaderSource,
     MTLSMiddleware,
-    NginxHeaderSource,
     TLSExtensionSource,
     TrustedProxies,
 )
@@ -109,7 +109,7 @@ async def test_header_from_untrusted_peer_is_rejected(pki, caplog):
     assert response.status_code == 400 and reason(response) == "untrusted_proxy"
     assert "untrusted peer 203.0.113.5" in caplog.text
     # No trusted proxies configured at all: the header is still refused, not ignored.
-    _, plain = stack(pki, None, sources=[TLSExtensionSource(), NginxHeaderSource()])
+    _, plain = stack(pki, None, sources=[TLSExtensionSource(), HeaderSource("nginx")])
     assert reason(await get(plain, "/whoami", header)) == "untrusted_proxy"
 
 
@@ -346,7 +346,7 @@ async def test_log_says_when_the_peer_is_unknown(pki, caplog):
 
 @pytest.mark.anyio
 async def test_a_source_can_have_its_own_trusted_proxies(pki):
-    source = NginxHeaderSource()
+    source = HeaderSource("nginx")
     source.trusted_proxies = TrustedProxies(["10.9.0.0/16"])  # type: ignore[attr-defined]
     header = {"x-ssl-client-cert": nginx_escaped_header(pki.payments)}
     for peer, expected in (("10.9.1.1", 200), ("10.1.1.1", 400)):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_mtls import MTLSMiddleware, TLSExtensionSource
-from asgi_mtls.sources import HEADER_FORMATS, header_source
+from asgi_mtls import HeaderSource, MTLSMiddleware, TLSExtensionSource
+from asgi_mtls.sources import HEADER_FORMATS
 from asgi_mtls.testing import encode_certificate_headers, simulate_connection
 from tests.apps import PAYMENTS, REPORTS, starlette_app
 from tests.asgi import get, reason
@@ -17,7 +17,7 @@ def app(pki, cert=None, peer="10.0.0.5"):
         trust=pki.root.certificate,
         intermediates=[pki.intermediate.certificate],
         trusted_proxies=["10.0.0.0/8"],
-        sources=[TLSExtensionSource(), header_source("envoy"), header_source("haproxy")],
+        sources=[TLSExtensionSource(), HeaderSource("envoy"), HeaderSource("haproxy")],
     )
     return simulate_connection(middleware, cert, peer=peer)
 
@@ -57,7 +57,7 @@ async def test_every_format_is_refused_from_an_untrusted_peer(pki, fmt):
         trust=pki.root.certificate,
         intermediates=[pki.intermediate.certificate],
         trusted_proxies=["10.0.0.0/8"],
-        sources=[header_source(fmt)],
+        sources=[HeaderSource(fmt)],
     )
     headers = encode_certificate_headers(fmt, pki.payments)
     trusted = await get(simulate_connection(middleware, peer="10.1.2.3"), "/whoami", headers)
@@ -75,7 +75,7 @@ async def test_an_empty_per_source_proxy_list_trusts_nobody(pki):
         trust=pki.root.certificate,
         intermediates=[pki.intermediate.certificate],
         trusted_proxies=["10.0.0.0/8"],
-        sources=[header_source("envoy", trusted_proxies=[])],
+        sources=[HeaderSource("envoy", trusted_proxies=[])],
     )
     headers = encode_certificate_headers("envoy", pki.payments)
     response = await get(simulate_connection(middleware, peer="10.1.2.3"), "/whoami", headers)

@@ -6,7 +6,8 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.security import OAuth2PasswordBearer
 
-from asgi_mtls import PUBLIC, ClientIdentity, MTLSMiddleware, public, require_client, role
+from asgi_mtls import PUBLIC, ClientIdentity, MTLSMiddleware, require_client
+from asgi_mtls.authorization import role
 from asgi_mtls.fastapi import EXTENSION, install_openapi
 from asgi_mtls.testing import simulate_connection
 from example_app.app import create_app
@@ -100,7 +101,7 @@ def test_policies_router_dependencies_and_other_schemes(pki):
     assert description.count("Client certificate:") == 1
 
     @app.get("/late")
-    @public
+    @PUBLIC
     def late() -> str:
         return "late"
 

@@ -16,16 +16,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from asgi_mtls import (
-    PUBLIC,
-    ClientIdentity,
-    MTLSMiddleware,
-    principal,
-    public,
-    require_client,
-    role,
-    spiffe_glob,
-)
+from asgi_mtls import PUBLIC, ClientIdentity, MTLSMiddleware, require_client
+from asgi_mtls.authorization import principal, role, spiffe_glob
 from asgi_mtls.authorization.policies import PathPolicies
 from asgi_mtls.testing import simulate_connection
 from tests.apps import PAYMENTS, REPORTS
@@ -52,7 +44,7 @@ async def declared(request: Request) -> PlainTextResponse:
     return ran("declared")
 
 
-@public
+@PUBLIC
 async def open_route(request: Request) -> PlainTextResponse:
     return ran("public")
 
@@ -296,13 +288,13 @@ def test_public_and_a_requirement_on_one_endpoint_is_an_error():
         return None
 
     with pytest.raises(TypeError, match="PUBLIC"):
-        require_client()(public(endpoint))
+        require_client()(PUBLIC(endpoint))
 
     async def other(request: Request) -> None:
         return None
 
     with pytest.raises(TypeError, match="requirement"):
-        public(require_client()(other))
+        PUBLIC(require_client()(other))
 
 
 # -- deny_by_default: FastAPI ---------------------------------------------------------------
@@ -322,7 +314,7 @@ def fastapi_app(pki) -> FastAPI:
     app.include_router(nested, prefix="/v2", dependencies=[Depends(role("never"))])
 
     @app.get("/health")
-    @public
+    @PUBLIC
     def health() -> str:
         return ran("health").body.decode()
 

@@ -7,8 +7,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from asgi_mtls import CertificateRejected, RejectionReason
-from asgi_mtls.sources import header_source
+from asgi_mtls import CertificateRejected, HeaderSource, RejectionReason
 from asgi_mtls.sources.rfc9440 import decode_client_cert, decode_client_cert_chain
 from asgi_mtls.testing import client_cert_chain_header, client_cert_header
 
@@ -109,7 +108,7 @@ def test_chain_syntax_errors(pki, build):
 
 
 def test_source_repeated_chain_lines_and_singleton_leaf(pki):
-    source = header_source("rfc9440")
+    source = HeaderSource("rfc9440")
     leaf = ("client-cert", client_cert_header(pki.payments))
     inter = ("client-cert-chain", client_cert_chain_header([pki.intermediate.certificate]))
     root = ("client-cert-chain", client_cert_chain_header([pki.root.certificate]))
@@ -121,12 +120,12 @@ def test_source_repeated_chain_lines_and_singleton_leaf(pki):
     twice = {"headers": [(k.encode(), v.encode()) for k, v in (leaf, leaf)]}
     assert reason_of(source.decode, source.find(twice)) is R.DUPLICATE_HEADER
     # The chain lines together are held to the size limit.
-    small = header_source("rfc9440", max_header_chars=len(inter[1]) + 10)
+    small = HeaderSource("rfc9440", max_header_chars=len(inter[1]) + 10)
     assert reason_of(small.decode, small.find(scope)) is R.TOO_LARGE
 
 
 def test_gcp_style_custom_names(pki):
-    source = header_source(
+    source = HeaderSource(
         "rfc9440",
         header="X-Client-Cert-Leaf",
         chain_header="X-Client-Cert-Chain",

@@ -13,14 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_mtls import (
-    MTLSMiddleware,
+from asgi_mtls import MTLSMiddleware, RoleMap, get_client_identity, require_client
+from asgi_mtls.authorization import (
     RoleConfigError,
-    RoleMap,
-    get_client_identity,
     predicate,
     principal,
-    require_client,
     role,
     spiffe_glob,
     subject_attribute,

@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_mtls import CertificateRejected, NginxHeaderSource, RejectionReason, TLSExtensionSource
+from asgi_mtls import CertificateRejected, HeaderSource, RejectionReason, TLSExtensionSource
 from asgi_mtls.sources import PresentedCertificate, TransportPeer, TrustedProxies, transport_peer
 from asgi_mtls.sources.encoding import pem_certificate_to_der, pem_certificates_to_der
 from asgi_mtls.sources.headers import decode_nginx_escaped_cert
@@ -78,7 +78,7 @@ def test_nginx_escaped_decodes_to_the_certificate(pki):
 )
 def test_nginx_header_bad_values(pki, mangle, reason):
     value = nginx_escaped_header(pki.payments)
-    source = NginxHeaderSource()
+    source = HeaderSource("nginx")
     raw = source.find(scope_with_headers(("x-ssl-client-cert", mangle(value))))
     assert raw is not None
     assert rejected(source.decode, raw) is reason
@@ -90,13 +90,13 @@ def test_nginx_plus_turned_into_space_is_rejected(pki):
     body = pem.split("\n", 1)[1]
     assert "+" in body or "/" in body
     spaced = quote(pem.replace("+", " ").replace("/", " "), safe="")
-    source = NginxHeaderSource()
+    source = HeaderSource("nginx")
     raw = source.find(scope_with_headers(("x-ssl-client-cert", spaced)))
     assert rejected(source.decode, raw) is RejectionReason.MALFORMED
 
 
 def test_nginx_source_find_and_verdicts(pki):
-    source = NginxHeaderSource()
+    source = HeaderSource("nginx")
     value = nginx_escaped_header(pki.payments)
     assert source.find(scope_with_headers(("host", "x"))) is None
     ok = source.decode(
@@ -117,7 +117,7 @@ def test_nginx_source_find_and_verdicts(pki):
 
 
 def test_nginx_duplicates_and_empty(pki):
-    source = NginxHeaderSource()
+    source = HeaderSource("nginx")
     value = nginx_escaped_header(pki.payments)
     raw = source.find(
         scope_with_headers(("x-ssl-client-cert", value), ("x-ssl-client-cert", value))
@@ -132,7 +132,7 @@ def test_nginx_duplicates_and_empty(pki):
 
 
 def test_nginx_custom_header_names(pki):
-    source = NginxHeaderSource("X-Client-Cert", verify_header=None)
+    source = HeaderSource("nginx", header="X-Client-Cert", verify_header=None)
     value = nginx_escaped_header(pki.payments)
     assert source.find(scope_with_headers(("x-ssl-client-cert", value))) is None
     raw = source.find(
@@ -144,7 +144,7 @@ def test_nginx_custom_header_names(pki):
 
 @given(st.text(max_size=300))
 def test_nginx_decoder_never_raises_anything_else(value):
-    source = NginxHeaderSource()
+    source = HeaderSource("nginx")
     raw = source.find(
         scope_with_headers(("x-ssl-client-cert", value.encode("utf-8").decode("latin-1")))
     )

@@ -23,8 +23,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asgi_mtls import CertificateRejected, RejectionReason
-from asgi_mtls.sources import header_source
+from asgi_mtls import CertificateRejected, HeaderSource, RejectionReason
 from asgi_mtls.sources.openssl_dn import SHORT_NAMES, envoy_subject
 from asgi_mtls.sources.xfcc import decode_xfcc, envoy_names, parse_xfcc
 from asgi_mtls.testing import xfcc_header
@@ -400,7 +399,7 @@ def test_element_indexes_the_expected_elements(pki):
 )
 def test_impossible_options_fail_at_start_up(elements, element, error):
     with pytest.raises(error):
-        header_source("envoy", elements=elements, element=element)
+        HeaderSource("envoy", elements=elements, element=element)
     with pytest.raises(error):
         decode_xfcc("URI=a", elements=elements, element=element)
 
@@ -416,12 +415,12 @@ def test_source_options_and_duplicate_header_lines(pki):
     edge = xfcc_header(pki.reports)
     value = xfcc_header(pki.payments, previous=edge)
     scope = {"headers": [(b"x-forwarded-client-cert", value.encode())]}
-    default = header_source("envoy")
+    default = HeaderSource("envoy")
     assert reason_of(default.decode, default.find(scope)) is R.MALFORMED  # two elements
-    first = header_source("envoy", elements=2)
+    first = HeaderSource("envoy", elements=2)
     presented = first.decode(first.find(scope))
     assert presented is not None and presented.leaf == pki.reports.der
-    last = header_source("envoy", elements=2, element=-1)
+    last = HeaderSource("envoy", elements=2, element=-1)
     presented = last.decode(last.find(scope))
     assert presented is not None and presented.leaf == pki.payments.der
     assert "elements=2, element=-1" in repr(last)

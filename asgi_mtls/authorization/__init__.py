@@ -1,43 +1,71 @@
 """Stage 5 of the pipeline: may this client call this route.
 
+Everything an app writes in its requirements, from one place::
+
+    from asgi_mtls.authorization import cn, role, spiffe_glob, subject_attribute
+
 :mod:`~asgi_mtls.authorization.requirements` (the requirement algebra, ``require_client``,
 ``PUBLIC``), :mod:`~asgi_mtls.authorization.matchers` (the building blocks),
-:mod:`~asgi_mtls.authorization.roles` (role maps) and
-:mod:`~asgi_mtls.authorization.policies` (the middleware's path table).
+:mod:`~asgi_mtls.authorization.roles` (role maps), :mod:`~asgi_mtls.authorization.policies`
+(the middleware's path table) and :mod:`~asgi_mtls.authorization.routes` (route introspection,
+the deny-by-default gate).
 """
 
 from __future__ import annotations
 
+from asgi_mtls.authorization.matchers import (
+    cn,
+    dns_name,
+    fingerprint,
+    group,
+    issuer,
+    predicate,
+    principal,
+    principal_glob,
+    role,
+    spiffe_glob,
+    spiffe_prefix,
+    spki_pin,
+    subject_attribute,
+    trust_domain,
+)
 from asgi_mtls.authorization.requirements import (
     PUBLIC,
-    REQUIREMENTS_ATTRIBUTE,
     AllOf,
     AnyOf,
     ClientRequirement,
     Not,
     Public,
     Requirement,
-    check_name,
-    declared_requirements,
-    public,
     rejection_handler,
     require_client,
-    run_predicate,
 )
+from asgi_mtls.authorization.roles import RoleConfigError, RoleMap
 
 __all__ = [
     "PUBLIC",
-    "REQUIREMENTS_ATTRIBUTE",
     "AllOf",
     "AnyOf",
     "ClientRequirement",
     "Not",
     "Public",
     "Requirement",
-    "check_name",
-    "declared_requirements",
-    "public",
+    "RoleConfigError",
+    "RoleMap",
+    "cn",
+    "dns_name",
+    "fingerprint",
+    "group",
+    "issuer",
+    "predicate",
+    "principal",
+    "principal_glob",
     "rejection_handler",
     "require_client",
-    "run_predicate",
+    "role",
+    "spiffe_glob",
+    "spiffe_prefix",
+    "spki_pin",
+    "subject_attribute",
+    "trust_domain",
 ]

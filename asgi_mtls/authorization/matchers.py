@@ -32,10 +32,6 @@ from typing import Final
 from cryptography import x509
 
 from asgi_mtls.authorization.requirements import (
-    AllOf,
-    AnyOf,
-    ClientRequirement,
-    Not,
     PrincipalRequirement,
     Requirement,
     check_name,
@@ -54,15 +50,11 @@ from asgi_mtls.identity.names import (
 
 __all__ = [
     "Glob",
-    "all_of",
-    "any_client",
-    "any_of",
     "cn",
     "dns_name",
     "fingerprint",
     "group",
     "issuer",
-    "not_",
     "predicate",
     "principal",
     "principal_glob",
@@ -547,23 +539,3 @@ def predicate(function: Callable[[ClientIdentity], object]) -> Requirement:
     if not callable(function):
         raise TypeError(f"not callable: {function!r}")
     return _Predicate(function)
-
-
-def any_client() -> Requirement:
-    """Any client with a valid certificate (the same as ``require_client()``)."""
-    return ClientRequirement()
-
-
-def all_of(*requirements: Requirement) -> Requirement:
-    """Every one of ``requirements`` (``a & b & c``)."""
-    return AllOf(*requirements)
-
-
-def any_of(*requirements: Requirement) -> Requirement:
-    """At least one of ``requirements`` (``a | b | c``)."""
-    return AnyOf(*requirements)
-
-
-def not_(requirement: Requirement) -> Requirement:
-    """Not ``requirement`` (``~requirement``); a part that raises still denies."""
-    return Not(requirement)

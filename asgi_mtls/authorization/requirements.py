@@ -65,7 +65,6 @@ __all__ = [
     "Requirement",
     "check_name",
     "declared_requirements",
-    "public",
     "rejection_handler",
     "rejection_response",
     "require_client",
@@ -442,7 +441,7 @@ def require_client(
 class Public:
     """The ``PUBLIC`` marker: this route is deliberately open, with or without a certificate.
 
-    - decorator: ``@PUBLIC`` (or ``@public``) marks the endpoint and returns it unchanged;
+    - decorator: ``@PUBLIC`` marks the endpoint and returns it unchanged;
     - FastAPI dependency: ``Depends(PUBLIC)`` returns the identity or ``None``;
     - path table value: ``policies={"/health": PUBLIC}``.
 
@@ -489,9 +488,8 @@ class Public:
         return connection
 
 
-#: The public marker (see :class:`Public`).  ``public`` is the same object.
+#: The public marker (see :class:`Public`).
 PUBLIC: Final = Public()
-public: Final = PUBLIC
 
 
 def declared_requirements(endpoint: object) -> tuple[Requirement | Public, ...]:

@@ -14,7 +14,7 @@ A source answers two questions, split so that the middleware can cache between t
 Header sources set ``requires_trusted_proxy``: the middleware refuses them unless the real
 TCP peer is a configured trusted proxy, before ``decode`` ever runs.  They may carry their own
 ``trusted_proxies`` (a :class:`TrustedProxies`, or ``None`` for the middleware's).
-``header_source(format, ...)`` builds one for any of :data:`HEADER_FORMATS`.
+``HeaderSource(format, ...)`` reads any of :data:`HEADER_FORMATS`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ from asgi_mtls.sources.headers import (
     HEADER_FORMATS,
     HeaderFormat,
     HeaderSource,
-    NginxHeaderSource,
     header_format,
-    header_source,
 )
 from asgi_mtls.sources.proxies import TransportPeer, TrustedProxies, transport_peer
 from asgi_mtls.sources.tls import TLSExtensionSource
@@ -39,14 +37,12 @@ __all__ = [
     "CertificateSource",
     "HeaderFormat",
     "HeaderSource",
-    "NginxHeaderSource",
     "PresentedCertificate",
     "RawValues",
     "TLSExtensionSource",
     "TransportPeer",
     "TrustedProxies",
     "header_format",
-    "header_source",
     "transport_peer",
 ]
 

@@ -45,7 +45,6 @@ __all__ = [
     "DecodeOptions",
     "HeaderFormat",
     "HeaderSource",
-    "NginxHeaderSource",
     "Verdict",
     "decode_alb_chain",
     "decode_apache_cert",
@@ -56,7 +55,6 @@ __all__ = [
     "decode_traefik",
     "decode_url_encoded_leaf",
     "header_format",
-    "header_source",
     "header_values",
 ]
 
@@ -562,38 +560,3 @@ class HeaderSource:
                 f"{len(hints)} chain certificates, limit {self.max_chain_length}",
             )
         return PresentedCertificate(self.name, leaf, hints)
-
-
-class NginxHeaderSource(HeaderSource):
-    """nginx forwarding ``$ssl_client_escaped_cert`` (and optionally ``$ssl_client_verify``):
-    ``HeaderSource("nginx")`` with nginx's historical signature.
-
-    nginx config::
-
-        proxy_set_header X-SSL-Client-Cert   $ssl_client_escaped_cert;
-        proxy_set_header X-SSL-Client-Verify $ssl_client_verify;
-
-    nginx omits a header whose value is empty, so a request without a client certificate
-    arrives without the certificate header.  ``verify_header=None`` ignores the verdict.
-    """
-
-    def __init__(
-        self,
-        header: str = "x-ssl-client-cert",
-        *,
-        verify_header: str | None = "x-ssl-client-verify",
-        max_header_chars: int = DEFAULT_MAX_HEADER_CHARS,
-        trusted_proxies: Iterable[str] | TrustedProxies | None = None,
-    ) -> None:
-        super().__init__(
-            "nginx",
-            header=header,
-            verify_header=verify_header,
-            max_header_chars=max_header_chars,
-            trusted_proxies=trusted_proxies,
-        )
-
-
-#: ``header_source("envoy", header=...)``: the same as :class:`HeaderSource`, spelled as a
-#: factory (``MTLSMiddleware(app, trust=..., sources=[header_source("envoy")], ...)``).
-header_source = HeaderSource

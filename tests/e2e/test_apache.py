@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from asgi_mtls.sources import header_source
+from asgi_mtls import HeaderSource
 from tests.apps import PAYMENTS
 
 from .clients import websocket_first_json, websocket_rejection_status
@@ -76,7 +76,7 @@ SSLSessionCache none
 
 
 def source():
-    return header_source("apache", header=CERT.lower(), verify_header=VERIFY.lower())
+    return HeaderSource("apache", header=CERT.lower(), verify_header=VERIFY.lower())
 
 
 def apache_header(pem: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from asgi_mtls.sources import header_source
+from asgi_mtls import HeaderSource
 from tests.apps import PAYMENTS
 
 from .clients import websocket_first_json, websocket_rejection_status
@@ -61,7 +61,7 @@ https://localhost:{port} {{
 
 
 def source():
-    return header_source("caddy", header=CERT.lower())
+    return HeaderSource("caddy", header=CERT.lower())
 
 
 def b64(der: bytes) -> str:

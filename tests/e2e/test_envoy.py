@@ -3,7 +3,7 @@
 The edge runs the configuration the docs ship (``example_app/proxies/envoy/asgi-mtls.yaml``,
 rendered with this test's addresses and files): ``SANITIZE_SET`` with
 ``set_current_client_cert_details`` cert, chain, subject, uri and dns.  The app behind it is
-``header_source("envoy")`` (one element, element 0) on uvicorn with the ``asgi_mtls.uvicorn``
+``HeaderSource("envoy")`` (one element, element 0) on uvicorn with the ``asgi_mtls.uvicorn``
 classes, so that the real TCP peer is known.  The end client connects from 127.0.0.2.
 
 What this proves with the real binary, not with values built from documentation:
@@ -31,8 +31,7 @@ from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from asgi_mtls import CertificateRejected, RejectionReason
-from asgi_mtls.sources import header_source
+from asgi_mtls import CertificateRejected, HeaderSource, RejectionReason
 from asgi_mtls.sources.encoding import url_encoded_pem_to_der
 from asgi_mtls.sources.xfcc import decode_xfcc, parse_xfcc
 from asgi_mtls.testing import IssuedCertificate, xfcc_header
@@ -285,7 +284,7 @@ def test_the_case_list_is_complete(cases):
 
 @pytest.fixture(scope="module")
 def upstream(pki) -> Iterator[str]:
-    with serve_upstream(proxy_app(pki, header_source("envoy"))) as url:
+    with serve_upstream(proxy_app(pki, HeaderSource("envoy"))) as url:
         yield url
 
 
@@ -480,7 +479,7 @@ def two_hops(pki, pki_files: PKIFiles, tmp_path_factory) -> Iterator[TwoHops]:
     binary = envoy_binary()
     work = tmp_path_factory.mktemp("envoy-two-hops")
     edge_client = pki.root.issue_client("envoy-edge", spiffe_id=EDGE_CLIENT_ID)
-    app = proxy_app(pki, header_source("envoy", elements=2, element=0))
+    app = proxy_app(pki, HeaderSource("envoy", elements=2, element=0))
     with serve_upstream(app) as upstream:
         sidecar_port, edge_port = free_port(), free_port()
         sidecar = render(

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from asgi_mtls.sources import header_source
+from asgi_mtls import HeaderSource
 from tests.apps import PAYMENTS
 
 from .clients import websocket_first_json, websocket_rejection_status
@@ -72,7 +72,7 @@ backend app_without_intermediates
 
 
 def source():
-    return header_source(
+    return HeaderSource(
         "haproxy",
         header=CERT.lower(),
         chain_header=CHAIN.lower(),
