@@ -24,8 +24,9 @@ from typing import Any, Final
 
 from starlette.routing import BaseRoute, Host, Match, Mount, Router
 
+from asgi_mtls.authorization.endpoints import Declarable, declared_requirements
 from asgi_mtls.authorization.policies import PathPolicies, PathTable, PolicyValue, route_path
-from asgi_mtls.authorization.requirements import Public, Requirement, declared_requirements
+from asgi_mtls.authorization.requirements import Public, Requirement
 from asgi_mtls.authorization.roles import RoleMap
 from asgi_mtls.errors import CertificateRejected, RejectionReason
 from asgi_mtls.identity import ClientIdentity
@@ -50,7 +51,7 @@ class Declaration:
     """One thing a route declares: where it comes from and what it is."""
 
     source: str  # "decorator", "dependency", "policy /admin/*", "require_certificate"
-    requirement: Requirement | Public
+    requirement: Declarable
 
     def to_json(self) -> dict[str, str]:
         return {"source": self.source, "allowed": self.requirement.describe()}
