@@ -38,6 +38,7 @@ from asgi_mtls.authorization.routes import RouteAuthorizer, chain
 from asgi_mtls.cache import OutcomeCache
 from asgi_mtls.errors import CertificateRejected, log_rejection, send_rejection
 from asgi_mtls.identity import (
+    ClientIdentity,
     PrincipalMapper,
     PrincipalStrategy,
     StrategyName,
@@ -172,19 +173,24 @@ class MTLSMiddleware:
         self.on_error = on_error
         self._started = False
         self._answer_route_rejections(app)
+        # The per-request path is shaped by the configuration once, here (issue #10): no
+        # exempt paths, no path lookup; nothing to decide before the app, no call.
+        self._identify = self._identify_unless_exempt if exempt_paths else self.resolver.resolve
+        self._authorize = self.authorizer.authorize if self.authorizer.active else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            if scope["type"] == "lifespan":
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            if kind == "lifespan":
                 receive = self._watch_lifespan(receive)
             await self.app(scope, receive, send)
             return
         if not self._started:  # no lifespan (some servers, tests): start on first use
             await self._start()
         try:
-            exempt = self.authorizer.is_exempt(route_path(scope))
-            identity = None if exempt else self.resolver.resolve(scope)
-            self.authorizer.authorize(scope, identity)
+            identity = self._identify(scope)
+            if self._authorize is not None:
+                self._authorize(scope, identity)
         except CertificateRejected as exc:
             await self._refuse(scope, receive, send, exc)
             return
@@ -194,6 +200,11 @@ class MTLSMiddleware:
         except CertificateRejected as exc:
             # A route requirement (a FastAPI dependency) refused before a response started.
             await self._refuse(scope, receive, send, exc)
+
+    def _identify_unless_exempt(self, scope: Scope) -> ClientIdentity | None:
+        return (
+            None if self.authorizer.is_exempt(route_path(scope)) else self.resolver.resolve(scope)
+        )
 
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, exc: CertificateRejected

@@ -269,6 +269,8 @@ class RouteAuthorizer:
         self.roles = roles
         # Built now, so that an app whose routes cannot be found fails at startup.
         self.gate = RouteGate(app) if deny_by_default else None
+        #: Whether :meth:`authorize` can refuse anything (else the middleware skips it).
+        self.active = bool(self.policies) or deny_by_default or require_certificate
 
     def is_exempt(self, path: str) -> bool:
         """No certificate is read on ``path`` (a route path, see ``route_path``)."""
