@@ -23,6 +23,7 @@ __all__ = [
     "Rejection",
     "RejectionReason",
     "log_rejection",
+    "malformed",
     "send_rejection",
 ]
 
@@ -196,6 +197,11 @@ class CertificateRejected(HTTPException):
             },
             separators=(",", ":"),
         ).encode()
+
+
+def malformed(detail: str) -> CertificateRejected:
+    """A ``malformed`` refusal: what every decoder raises for data it cannot read."""
+    return CertificateRejected(RejectionReason.MALFORMED, detail)
 
 
 async def send_rejection(

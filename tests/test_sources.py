@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from asgi_mtls import CertificateRejected, HeaderSource, RejectionReason, TLSExtensionSource
 from asgi_mtls.sources import PresentedCertificate, TransportPeer, TrustedProxies, transport_peer
 from asgi_mtls.sources.encoding import pem_certificate_to_der, pem_certificates_to_der
-from asgi_mtls.sources.headers import decode_nginx_escaped_cert
+from asgi_mtls.sources.headers.format import decode_url_encoded_leaf
 from asgi_mtls.testing import asgi_tls_scope_extension, nginx_escaped_header
 
 
@@ -63,7 +63,7 @@ def test_malformed_pem(pki, mangle):
 def test_nginx_escaped_decodes_to_the_certificate(pki):
     value = nginx_escaped_header(pki.payments)
     assert "%2B" in value or "%2F" in value or "%3D" in value  # the quirks are exercised
-    assert decode_nginx_escaped_cert(value) == pki.payments.der
+    assert decode_url_encoded_leaf(value) == pki.payments.der
 
 
 @pytest.mark.parametrize(

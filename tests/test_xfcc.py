@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asgi_mtls import CertificateRejected, HeaderSource, RejectionReason
-from asgi_mtls.sources.openssl_dn import SHORT_NAMES, envoy_subject
-from asgi_mtls.sources.xfcc import decode_xfcc, envoy_names, parse_xfcc
+from asgi_mtls.sources.headers.envoy import decode_xfcc, envoy_names, parse_xfcc
+from asgi_mtls.sources.headers.envoy_subject import SHORT_NAMES, envoy_subject
 from asgi_mtls.testing import xfcc_header
 
 R = RejectionReason
