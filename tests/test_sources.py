@@ -131,17 +131,6 @@ def test_nginx_duplicates_and_empty(pki):
     assert rejected(source.decode, raw) is RejectionReason.MALFORMED
 
 
-def test_nginx_custom_header_names(pki):
-    source = HeaderSource("nginx", header="X-Client-Cert", verify_header=None)
-    value = nginx_escaped_header(pki.payments)
-    assert source.find(scope_with_headers(("x-ssl-client-cert", value))) is None
-    raw = source.find(
-        scope_with_headers(("x-client-cert", value), ("x-ssl-client-verify", "FAILED:x"))
-    )
-    presented = source.decode(raw)
-    assert presented is not None and presented.leaf == pki.payments.der
-
-
 @given(st.text(max_size=300))
 def test_nginx_decoder_never_raises_anything_else(value):
     source = HeaderSource("nginx")
@@ -151,9 +140,10 @@ def test_nginx_decoder_never_raises_anything_else(value):
     try:
         result = source.decode(raw)
     except CertificateRejected as exc:
-        assert exc.reason in RejectionReason
+        # One header, far under the size limit, no verdict: unreadable is all it can be.
+        assert exc.reason is RejectionReason.MALFORMED
     else:
-        assert result is None or isinstance(result, PresentedCertificate)
+        assert isinstance(result, PresentedCertificate)
 
 
 @given(st.binary(max_size=300))
