@@ -120,9 +120,11 @@ def casings(name: str) -> st.SearchStrategy[str]:
 
 
 def scope_of(pairs: list[tuple[str, str]]) -> dict[str, object]:
+    """The scope a server builds: header names lowercased, as the ASGI HTTP spec requires
+    (whatever casing the client wrote; Starlette's own ``Headers`` relies on it too)."""
     return {
         "type": "http",
-        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs],
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs],
     }
 
 

@@ -60,7 +60,7 @@ class TLSExtensionSource:
             )
         ders = []
         for item in chain:
-            assert item is not None
+            assert isinstance(item, str)
             check_size(item, self.max_certificate_chars, "client_cert_chain entry")
             ders.append(pem_certificate_to_der(item))
         return PresentedCertificate(self.name, ders[0], tuple(ders[1:]))

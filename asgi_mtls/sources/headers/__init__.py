@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final
+from typing import Final, cast
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason, malformed
 from asgi_mtls.sources.encoding import check_size
@@ -84,18 +84,36 @@ def header_format(name: str) -> HeaderFormat:
 def header_values(scope: Mapping[str, object], names: Sequence[bytes]) -> list[list[str]] | None:
     """The values of each of ``names`` (lowercase) in ``scope["headers"]``, or ``None`` if none
     of them is present.  Values are decoded as latin-1, as HTTP/1.1 allows."""
-    headers = scope.get("headers")
-    if not isinstance(headers, Iterable):
+    slots = {name: index for index, name in enumerate(names)}
+    found = _scan(scope, slots)
+    if found is None:
         return None
-    found: list[list[str]] = [[] for _ in names]
-    seen = False
-    for name, value in headers:
-        lowered = name.lower()
-        for index, wanted in enumerate(names):
-            if lowered == wanted:
-                found[index].append(value.decode("latin-1"))
-                seen = True
-    return found if seen else None
+    values: list[list[str]] = [[] for _ in names]
+    for slot, value in cast("tuple[tuple[int, bytes], ...]", found):
+        values[slot].append(value.decode("latin-1"))
+    return values
+
+
+def _scan(scope: Mapping[str, object], slots: Mapping[bytes, int]) -> RawValues | None:
+    """``((slot, value), ...)`` for each header whose name is in ``slots``, in order; ``None``
+    when there is none (the common case, one dictionary probe per header: issue #10).
+
+    Names are compared as the ASGI HTTP spec delivers them, lowercased by the server; values
+    stay bytes (they are the cache key, decoded only when the outcome is not cached)."""
+    headers = scope.get("headers")
+    if not headers:
+        return None
+    hits: list[tuple[int, bytes]] | None = None
+    try:
+        for name, value in headers:  # type: ignore[attr-defined]
+            slot = slots.get(name)
+            if slot is not None:
+                if hits is None:
+                    hits = []
+                hits.append((slot, bytes(value)))
+    except (TypeError, ValueError):
+        raise malformed("scope headers are not a list of (name, value) pairs") from None
+    return tuple(hits) if hits is not None else None
 
 
 # --- the source --------------------------------------------------------------------------------
@@ -150,10 +168,10 @@ class HeaderSource:
         client).  It must exist among ``elements`` (``ValueError`` at start-up), so ``0``
         and ``-elements`` name the same element.
 
-    ``find`` returns ``(count, count, count, *certificate values, *chain values, *verdict
-    values)``, raw, as the cache key; ``decode`` judges duplicates, sizes, the verdict, then
-    decodes.  More than one certificate, verdict or (except ``rfc9440``) chain header is
-    ``duplicate_header``.
+    ``find`` returns ``((slot, value), ...)``, the raw header values with their role
+    (certificate, chain, verdict), as the cache key; ``decode`` judges duplicates, sizes, the
+    verdict, then decodes.  More than one certificate, verdict or (except ``rfc9440``) chain
+    header is ``duplicate_header``.
     """
 
     name: str
@@ -209,11 +227,14 @@ class HeaderSource:
         )
         self._chain_name = self.chain_header.encode("latin-1") if self.chain_header else None
         self._verify_name = self.verify_header.encode("latin-1") if self.verify_header else None
-        self._names = tuple(
-            name
-            for name in (self.header.encode("latin-1"), self._chain_name, self._verify_name)
+        #: Header name -> 0 (certificate), 1 (chain) or 2 (verdict): what ``find`` looks for.
+        self._slots = {
+            name: slot
+            for slot, name in enumerate(
+                (self.header.encode("latin-1"), self._chain_name, self._verify_name)
+            )
             if name is not None
-        )
+        }
 
     def __repr__(self) -> str:
         return (
@@ -227,26 +248,23 @@ class HeaderSource:
         )
 
     def find(self, scope: Mapping[str, object]) -> RawValues | None:
-        found = header_values(scope, self._names)
-        if found is None:
-            return None
-        by_name = dict(zip(self._names, found, strict=True))
-        certs = by_name[self._names[0]]
-        chains = by_name.get(self._chain_name, []) if self._chain_name else []
-        verdicts = by_name.get(self._verify_name, []) if self._verify_name else []
-        return (str(len(certs)), str(len(chains)), str(len(verdicts)), *certs, *chains, *verdicts)
+        return _scan(scope, self._slots)
 
     def _split(self, raw: RawValues) -> tuple[list[str], list[str], list[str]]:
-        counts: list[int] = []
-        for count in raw[:3]:
-            if not isinstance(count, str) or not (count.isascii() and count.isdigit()):
+        """``find``'s ``((slot, value), ...)`` as the certificate, chain and verdict values."""
+        values: tuple[list[str], list[str], list[str]] = ([], [], [])
+        for item in raw:
+            if (
+                not isinstance(item, tuple)
+                or len(item) != 2
+                or item[0] not in (0, 1, 2)
+                or not isinstance(item[1], bytes)
+            ):
                 raise malformed("raw header values in an unexpected shape")
-            counts.append(int(count))
-        values = [value for value in raw[3:] if isinstance(value, str)]
-        if len(counts) != 3 or len(values) != len(raw) - 3 or len(values) != sum(counts):
+            values[item[0]].append(item[1].decode("latin-1"))
+        if not raw:
             raise malformed("raw header values in an unexpected shape")
-        certs, chains = counts[0], counts[0] + counts[1]
-        return values[:certs], values[certs:chains], values[chains:]
+        return values
 
     def decode(self, raw: RawValues) -> PresentedCertificate | None:
         certs, chains, verdicts = self._split(raw)
