@@ -17,6 +17,8 @@ from typing import Any, Final
 
 from starlette.exceptions import HTTPException
 
+from asgi_mtls.diagnostics import hint_for_refusal
+
 __all__ = [
     "WS_POLICY_VIOLATION",
     "CertificateRejected",
@@ -265,3 +267,4 @@ def log_rejection(scope: Mapping[str, Any], exc: CertificateRejected, peer: obje
         peer if peer is not None else "unknown",
         exc.log_detail,
     )
+    hint_for_refusal(scope, exc.reason.value, peer)
