@@ -94,7 +94,9 @@ def _header_candidates(text: str, forced: str | None) -> tuple[str, list[str]]:
 
 def decode_input(data: bytes, forced: str | None = None) -> Decoded:
     """Decode ``data``; ``ValueError`` (one line) when nothing can read it."""
-    if forced is None:
+    head = data[:80].split(b":", 1)[0]
+    header_line = bool(head) and all(chr(c).isalnum() or chr(c) in "-_" for c in head)
+    if forced is None and not header_line:
         if b"-----BEGIN CERTIFICATE-----" in data:
             try:
                 return Decoded("pem", tuple(x509.load_pem_x509_certificates(data)))
