@@ -24,7 +24,7 @@ from asgi_mtls.validation.trust_checks import check_trust_roots, read_certificat
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, r"trust file '.*trust\.pem' does not exist: check the path given as trust="),
+        (None, r"trust file '.*\.pem' does not exist: check the path given as trust="),
         (b"", r"trust file '.*' is empty: give the CA certificate"),
         (b"  \n\t", r"is empty"),
         (b"the CA is on the wiki", r"holds no certificate \(neither PEM 'BEGIN CERTIFICATE'"),
