@@ -56,6 +56,7 @@ from cryptography.x509.verification import (
 )
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.validation.explain import untrusted_detail
 from asgi_mtls.validation.paths import MAX_PATH_CANDIDATES, IssuerGraph, distinct_hints
 from asgi_mtls.validation.policy import RSA_FLOOR_BITS, CertificatePolicy, describe_certificate
 from asgi_mtls.validation.public_roots import MAX_SELF_SIGNED_ROOTS, check_public_roots
@@ -67,6 +68,7 @@ from asgi_mtls.validation.trust import (
     TrustState,
     load_certificates,
 )
+from asgi_mtls.validation.trust_checks import unusable_certificates
 
 __all__ = ["CertificateInput", "CertificateValidator", "VerifiedChain", "load_certificates"]
 
@@ -326,6 +328,24 @@ class CertificateValidator:
                 len(unusable),
                 "; ".join(unusable),
             )
+        # Issue #11: a trust set that loads but can never accept a client is said once per
+        # load, naming the option, rather than discovered as `untrusted` on every request.
+        for option, certificates in (
+            ("trust", state.roots),
+            ("intermediates", state.intermediates),
+        ):
+            problems = unusable_certificates(certificates)
+            if not problems:
+                continue
+            never = option == "trust" and len(problems) == len(certificates)
+            logger.warning(
+                "%s: %s; %s",
+                option,
+                "; ".join(problems),
+                "no client certificate can be accepted until this is fixed"
+                if never
+                else "such certificates can never be part of an accepted path",
+            )
 
     @property
     def trust(self) -> TrustState:
@@ -395,7 +415,10 @@ class CertificateValidator:
                     RejectionReason.WEAK_KEY,
                     f"{role} {describe_certificate(certificate)}: {problem} ({exc})",
                 ) from None
-            raise CertificateRejected(RejectionReason.UNTRUSTED, str(exc)) from None
+            raise CertificateRejected(
+                RejectionReason.UNTRUSTED,
+                untrusted_detail(leaf_certificate, hints, trust, str(exc)),
+            ) from None
         path = tuple(verified.chain)
         for index, certificate in enumerate(path[1:], start=1):
             self.policy.check_key(certificate, _role(index, len(path)))
