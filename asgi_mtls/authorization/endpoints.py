@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+from typing import Any, Final, Protocol, TypeVar, cast, overload
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
@@ -24,8 +24,12 @@ from asgi_mtls.identity import ClientIdentity
 from asgi_mtls.inject import get_client_identity
 from asgi_mtls.sources.proxies import transport_peer
 
-if TYPE_CHECKING:
-    from asgi_mtls.authorization.requirements import Requirement
+
+class _Check(Protocol):
+    """What :func:`guard` needs of a requirement."""
+
+    def check(self, connection: HTTPConnection) -> ClientIdentity: ...
+
 
 __all__ = [
     "PUBLIC",
@@ -88,7 +92,7 @@ def _mark(wrapper: Callable[..., Any], declaration: Declarable) -> Callable[...,
     return wrapper
 
 
-def guard(requirement: Requirement, endpoint: F) -> F:
+def guard(requirement: _Check, endpoint: F) -> F:
     """``endpoint`` (sync or async HTTP, or WebSocket) refusing clients ``requirement``
     does not allow, before it runs."""
     if PUBLIC in declared_requirements(endpoint):
@@ -96,7 +100,7 @@ def guard(requirement: Requirement, endpoint: F) -> F:
     parameters = list(inspect.signature(endpoint).parameters)
     if "websocket" in parameters:
         wrapper = _guard_websocket(requirement, endpoint, parameters.index("websocket"))
-        return _mark(wrapper, requirement)  # type: ignore[return-value]
+        return _mark(wrapper, cast(Declarable, requirement))  # type: ignore[return-value]
     if "request" not in parameters:
         raise TypeError(f'{endpoint!r} has no "request" or "websocket" parameter')
     index = parameters.index("request")
@@ -116,11 +120,11 @@ def guard(requirement: Requirement, endpoint: F) -> F:
             return await endpoint(*args, **kwargs)
         return await run_in_threadpool(endpoint, *args, **kwargs)
 
-    return _mark(http_wrapper, requirement)  # type: ignore[return-value]
+    return _mark(http_wrapper, cast(Declarable, requirement))  # type: ignore[return-value]
 
 
 def _guard_websocket(
-    requirement: Requirement, endpoint: Callable[..., Any], index: int
+    requirement: _Check, endpoint: Callable[..., Any], index: int
 ) -> Callable[..., Any]:
     @functools.wraps(endpoint)
     async def websocket_wrapper(*args: Any, **kwargs: Any) -> None:

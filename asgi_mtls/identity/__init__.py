@@ -2,12 +2,13 @@
 
 :mod:`~asgi_mtls.identity.names` (typed names: SPIFFE IDs, SAN syntax, principals with their
 kind), :mod:`~asgi_mtls.identity.principals` (which name is the principal) and
-:mod:`~asgi_mtls.identity.identity` (the :class:`ClientIdentity` of a validated chain).
+:mod:`~asgi_mtls.identity.identity` (:class:`ClientIdentity`) and
+:mod:`~asgi_mtls.identity.reader` (``build_identity``: a validated chain read into one).
 """
 
 from __future__ import annotations
 
-from asgi_mtls.identity.identity import ClientIdentity, build_identity
+from asgi_mtls.identity.identity import ClientIdentity
 from asgi_mtls.identity.names import NameKind, Principal, SpiffeId, parse_spiffe_id
 from asgi_mtls.identity.principals import (
     PrincipalMapper,
@@ -15,6 +16,7 @@ from asgi_mtls.identity.principals import (
     StrategyName,
     resolve_principal_strategy,
 )
+from asgi_mtls.identity.reader import build_identity
 
 __all__ = [
     "ClientIdentity",

@@ -30,12 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
+from asgi_mtls.identity.identity import ClientIdentity
 from asgi_mtls.identity.names import NameKind, Principal
-
-if TYPE_CHECKING:
-    from asgi_mtls.identity.identity import ClientIdentity
 
 __all__ = ["PrincipalMapper", "PrincipalStrategy", "StrategyName", "resolve_principal_strategy"]
 
@@ -53,7 +51,7 @@ StrategyName = Literal[
 ]
 #: An app's own mapper: receives the identity (with an empty principal) and returns the
 #: principal, or ``None`` to refuse the certificate (reason ``no_principal``).
-PrincipalMapper = Callable[["ClientIdentity"], "Principal | str | None"]
+PrincipalMapper = Callable[[ClientIdentity], Principal | str | None]
 
 
 @dataclass(frozen=True, slots=True)

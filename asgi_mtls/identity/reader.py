@@ -1,0 +1,113 @@
+"""Reading a validated chain into a :class:`~asgi_mtls.identity.identity.ClientIdentity`.
+
+Every name the identity will carry is checked for its kind first
+(:mod:`asgi_mtls.identity.names`, issue #8): a DNS, email or URI subjectAltName that is not
+well formed, or a subject attribute with invisible characters, refuses the certificate
+(``invalid_name``); then the principal strategy picks the principal
+(:mod:`asgi_mtls.identity.principals`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from cryptography import x509
+
+from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.identity.identity import SHORT_NAMES, ClientIdentity
+from asgi_mtls.identity.names import (
+    NameKind,
+    SpiffeId,
+    check_name,
+    is_dns_name,
+    is_email,
+    is_uri,
+    parse_spiffe_id,
+)
+from asgi_mtls.identity.principals import PrincipalStrategy
+
+__all__ = ["build_identity"]
+
+
+def _invalid(detail: str) -> CertificateRejected:
+    return CertificateRejected(RejectionReason.INVALID_NAME, detail)
+
+
+def _attribute_text(value: object, oid: x509.ObjectIdentifier) -> str:
+    text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    if "\x00" in text:
+        raise CertificateRejected(RejectionReason.MALFORMED, "a certificate name contains NUL")
+    try:
+        return check_name(text, f"subject attribute {oid.dotted_string}")
+    except ValueError as exc:
+        raise _invalid(str(exc)) from None
+
+
+def _san_values(
+    san: x509.SubjectAlternativeName | None,
+    kind: type[x509.DNSName | x509.UniformResourceIdentifier | x509.RFC822Name],
+    valid: Callable[[str], bool],
+) -> tuple[str, ...]:
+    if san is None:
+        return ()
+    values = tuple(san.get_values_for_type(kind))
+    for value in values:
+        if "\x00" in value:
+            raise CertificateRejected(RejectionReason.MALFORMED, "a certificate name contains NUL")
+        if not valid(value):
+            raise _invalid(f"{kind.__name__} {value[:200]!r} is not well formed")
+    return values
+
+
+def build_identity(
+    chain: tuple[x509.Certificate, ...], *, source: str, principal: PrincipalStrategy
+) -> ClientIdentity:
+    """Read a validated chain (leaf first) into a :class:`ClientIdentity`.
+
+    Raises ``CertificateRejected``: ``invalid_name`` when a DNS, URI or email SAN is not well
+    formed for its kind (or a subject attribute holds invisible characters), ``malformed`` for
+    a NUL in a name, ``no_principal`` when the strategy finds no name.
+    """
+    leaf = chain[0]
+    attributes = tuple(
+        (SHORT_NAMES.get(a.oid, a.oid.dotted_string), _attribute_text(a.value, a.oid))
+        for a in leaf.subject
+    )
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    uris = _san_values(san, x509.UniformResourceIdentifier, is_uri)
+    spiffe: SpiffeId | None = None
+    if len(uris) == 1 and uris[0].startswith("spiffe://"):
+        try:
+            spiffe = parse_spiffe_id(uris[0])
+        except ValueError:
+            spiffe = None
+    identity = ClientIdentity(
+        principal="",
+        principal_kind=NameKind.CUSTOM,
+        source=source,
+        certificate=leaf,
+        chain=chain,
+        subject_attributes=attributes,
+        dns_names=_san_values(san, x509.DNSName, is_dns_name),
+        uris=uris,
+        emails=_san_values(san, x509.RFC822Name, is_email),
+        ip_addresses=tuple(str(v) for v in san.get_values_for_type(x509.IPAddress)) if san else (),
+        spiffe_id=spiffe,
+    )
+    name = principal.pick(identity)
+    if name is None or not name.value:
+        raise CertificateRejected(
+            RejectionReason.NO_PRINCIPAL, f"no principal for subject {identity.subject!r}"
+        )
+    if "\x00" in name.value:
+        raise CertificateRejected(RejectionReason.MALFORMED, "principal contains NUL")
+    return replace(
+        identity,
+        principal=name.value,
+        principal_kind=name.kind,
+        groups=principal.groups(identity),
+    )
