@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from asgi_mtls.cli import check, routes
+from asgi_mtls.cli import check, proxy_config, routes
 
 __all__ = ["main"]
 
@@ -18,7 +18,7 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="asgi-mtls", description="asgi-mtls tools")
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (check, routes):
+    for command in (check, routes, proxy_config):
         command.add_parser(commands)
     args = parser.parse_args(argv)
     try:

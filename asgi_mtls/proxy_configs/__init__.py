@@ -20,6 +20,7 @@ may remain, so a template and this module cannot drift apart silently.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -289,6 +290,7 @@ def render(proxy: str, settings: ProxySettings, *, path: str | None = None) -> s
     tls = _upstream_tls(proxy, settings, upstream)
     listen = _listen(host, port)
     run = shlex.join(command(proxy, settings, path or f"/etc/asgi-mtls/{file_name(proxy)}"))
+    _token(settings.state_dir, "state_dir")  # checked for every proxy, used by some
     values = {
         "COMMAND": run,
         "CERT": _token(settings.cert, "cert"),
@@ -322,7 +324,13 @@ _Builder = Callable[[ProxySettings, str, int, str, Upstream, dict[str, str]], di
 
 
 def _fragment(name: str, tls: dict[str, str], prefix: str) -> str:
-    return _indent(_fill(template(name), tls), prefix) if tls else ""
+    """An upstream-TLS fragment, indented, or nothing for a plain upstream.  A fragment may
+    leave a value out (Apache checks the name of the upstream URL's host itself)."""
+    if not tls:
+        return ""
+    text = template(name)
+    used = {key: value for key, value in tls.items() if f"@{key}@" in text}
+    return _indent(_fill(text, used), prefix)
 
 
 def _nginx(
@@ -398,10 +406,19 @@ def _envoy(
         "PORT": str(port),
         "REQUIRE": "true" if s.require_client_cert else "false",
         "XFCC_MODE": s.xfcc_mode,
+        "CLUSTER_TYPE": "STATIC" if _is_ip(up.host) else "STRICT_DNS",
         "UPSTREAM_TLS": _fragment("envoy-upstream-tls.yaml", tls, " " * 4),
-        "UPSTREAM_HOST": up.host,
+        "UPSTREAM_HOST": _token(up.host, "upstream"),
         "UPSTREAM_PORT": str(up.port),
     }
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _traefik(

@@ -50,6 +50,7 @@ __all__ = [
     "ProxySpec",
     "apache_privileges",
     "assert_refused_in_handshake",
+    "cli_arguments",
     "client",
     "echo_headers_at",
     "forged_request",
@@ -216,7 +217,8 @@ def start_proxy(
     tests of deliberately broken configurations); yield its URL (``https://localhost:PORT``)."""
     work.mkdir(parents=True, exist_ok=True)
     config = work / file_name(spec.proxy)
-    config.write_text(edit(render(spec.proxy, settings, path=str(config))))
+    # Rendered exactly as `asgi-mtls proxy-config` prints it (test_proxies.py compares).
+    config.write_text(edit(render(spec.proxy, settings)))
     argv = [spec.binary(), *command(spec.proxy, settings, str(config))[1:]]
     argv += [*spec.foreground(work), *args]
     _, port = settings.listen_address()
@@ -227,6 +229,24 @@ def start_proxy(
         spec.id, argv, work, port, check=check, env=spec.environment(work), certificate=serving
     ):
         yield f"https://localhost:{port}"
+
+
+def cli_arguments(settings: ProxySettings) -> list[str]:
+    """The ``asgi-mtls proxy-config`` options that give ``settings``."""
+    defaults = ProxySettings(cert="", client_ca="")
+    arguments = ["--cert", settings.cert, "--client-ca", settings.client_ca]
+    for name in ProxySettings.__dataclass_fields__:
+        value = getattr(settings, name)
+        if name in ("cert", "client_ca") or value == getattr(defaults, name):
+            continue
+        option = "--" + name.replace("_", "-")
+        if value is True:
+            arguments.append(option)
+        elif isinstance(value, tuple):
+            arguments += [option, ":".join(value)]
+        else:
+            arguments += [option, str(value)]
+    return arguments
 
 
 def apache_privileges() -> tuple[str, str] | None:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from asgi_mtls.cli import main
+from asgi_mtls.proxy_configs import ProxySettings, file_name
 from tests.apps import PAYMENTS
 
 from .clients import websocket_first_json, websocket_rejection_status
@@ -25,6 +28,7 @@ from .proxies import (
     SPECS,
     ProxySpec,
     assert_refused_in_handshake,
+    cli_arguments,
     client,
     forged_request,
     free_port,
@@ -41,6 +45,8 @@ class Running:
     spec: ProxySpec
     url: str  # the proxy, https://localhost:PORT
     upstream: str  # the app, straight (http://127.0.0.1:PORT)
+    settings: ProxySettings
+    config: Path  # the configuration file the proxy runs
 
 
 @pytest.fixture(scope="module", params=SPECS, ids=lambda spec: spec.id)
@@ -50,7 +56,14 @@ def proxy(request, pki, pki_files: PKIFiles, tmp_path_factory) -> Iterator[Runni
     with serve_upstream(proxy_app(pki, spec.source())) as upstream:
         settings = spec.settings(pki_files, work, free_port(), upstream)
         with start_proxy(spec, settings, work) as url:
-            yield Running(spec, url, upstream)
+            yield Running(spec, url, upstream, settings, work / file_name(spec.proxy))
+
+
+def test_proxy_config_prints_the_configuration_the_tests_run(proxy, capsys):
+    """``asgi-mtls proxy-config`` with the options for these settings prints, byte for byte,
+    the file this proxy is running."""
+    assert main(["proxy-config", proxy.spec.proxy, *cli_arguments(proxy.settings)]) == 0
+    assert capsys.readouterr().out == proxy.config.read_text()
 
 
 def test_identity_arrives_through_the_proxy(pki, pki_files, proxy):
@@ -141,7 +154,7 @@ def lenient(request, pki, pki_files: PKIFiles, tmp_path_factory) -> Iterator[Run
     with serve_upstream(proxy_app(pki, spec.source())) as upstream:
         settings = spec.settings(pki_files, work, free_port(), upstream, forward_failed=True)
         with start_proxy(spec, settings, work) as url:
-            yield Running(spec, url, upstream)
+            yield Running(spec, url, upstream, settings, work / file_name(spec.proxy))
 
 
 @pytest.mark.parametrize("name", ["untrusted", "expired", "server_only"])
