@@ -61,6 +61,7 @@ XFCC_MODES: Final = (
 _FORMATS: Final[dict[str, str]] = {proxy: proxy for proxy in PROXIES}
 
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
+_ALONE = re.compile(r"^[ \t]*@([A-Z_]+)@\n", re.MULTILINE)
 _TOKEN = re.compile(r"[A-Za-z0-9._:/\[\]-]+")
 
 
@@ -175,6 +176,15 @@ def _fill(text: str, values: Mapping[str, str]) -> str:
     """Replace every ``@NAME@``; a placeholder without a value, or a value never used, is a
     bug in this module and raises."""
     used: set[str] = set()
+
+    def whole_line(match: re.Match[str]) -> str:  # an empty fragment leaves no blank line
+        name = match.group(1)
+        if values.get(name) == "":
+            used.add(name)
+            return ""
+        return match.group(0)
+
+    text = _ALONE.sub(whole_line, text)
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
