@@ -27,7 +27,7 @@ from asgi_mtls import MTLSMiddleware
 from asgi_mtls.testing import CertificateAuthority, IssuedCertificate
 from tests.apps import PAYMENTS, starlette_app
 
-from .servers import start_uvicorn
+from .test_uvicorn_mtls import serve_tls
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +44,9 @@ class Files:
         staging = self.directory / (path.name + ".new")
         staging.write_text(text)
         os.replace(staging, path)
+
+    def options(self) -> dict[str, Path]:
+        return {"certfile": self.cert, "keyfile": self.key, "client_ca": self.client_ca}
 
     def rotate_server(self, server: IssuedCertificate, *, key: str | None = None) -> None:
         self.replace(self.key, key if key is not None else server.key_pem)
@@ -106,15 +109,7 @@ def running(pki, tmp_path) -> Iterator[Running]:
         trust=[pki.root.certificate, new_clients.certificate],
         intermediates=[pki.intermediate.certificate],
     )
-    config = mtls_uvicorn.config(
-        app,
-        port=0,
-        certfile=files.cert,
-        keyfile=files.key,
-        client_ca=files.client_ca,
-        log_level="warning",
-    )
-    with start_uvicorn(config) as url:
+    with serve_tls(pki, None, app, **files.options()) as url:
         yield Running(int(url.rsplit(":", 1)[1]), files, new_clients)
 
 
@@ -165,16 +160,8 @@ def test_reloading_can_be_turned_off(pki, tmp_path):
     files = Files(tmp_path, tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "ca.pem")
     files.rotate_server(pki.server)
     files.replace(files.client_ca, pki.root.pem)
-    config = mtls_uvicorn.config(
-        MTLSMiddleware(starlette_app(), trust=pki.root.certificate),
-        port=0,
-        certfile=files.cert,
-        keyfile=files.key,
-        client_ca=files.client_ca,
-        reload_certificates=False,
-        log_level="warning",
-    )
-    with start_uvicorn(config) as url:
+    app = MTLSMiddleware(starlette_app(), trust=pki.root.certificate)
+    with serve_tls(pki, None, app, reload_certificates=False, **files.options()) as url:
         port = int(url.rsplit(":", 1)[1])
         assert served_certificate(port) == pki.server.der
         files.rotate_server(pki.root.issue_server("localhost"))
