@@ -35,7 +35,7 @@ import asgi_mtls.uvicorn as mtls_uvicorn
 from asgi_mtls import HeaderSource, MTLSMiddleware
 from asgi_mtls.proxy_configs import ProxySettings, command, file_name, header_format, render
 from asgi_mtls.sources import CertificateSource, TLSExtensionSource
-from asgi_mtls.sources.headers import CADDY_PLACEHOLDER
+from asgi_mtls.sources.headers.caddy import CADDY_PLACEHOLDER
 from asgi_mtls.testing import IssuedCertificate, encode_certificate_headers, xfcc_header
 from tests.apps import starlette_app
 from tests.conftest import PKI
