@@ -55,6 +55,7 @@ from asgi_mtls.resolver import CertificateResolver
 from asgi_mtls.sources import (
     CertificateSource,
     HeaderSource,
+    ProxyCertificate,
     TLSExtensionSource,
     TrustedProxies,
     transport_peer,
@@ -107,8 +108,10 @@ class MTLSMiddleware:
     :param intermediates: intermediate CA certificates used for path building (never as
         anchors).  Needed when the client sends only its leaf, as nginx forwards it.
     :param trusted_proxies: addresses/CIDRs (and ``"unix:"``) of proxies allowed to forward a
-        certificate in a header.  Empty (the default) means no header is ever believed.  A
-        header source with its own ``trusted_proxies`` uses those instead.
+        certificate in a header, or :class:`~asgi_mtls.sources.ProxyCertificate` entries for
+        proxies known by the certificate of their mutual-TLS hop to the app.  Empty (the
+        default) means no header is ever believed.  A header source with its own
+        ``trusted_proxies`` uses those instead.
     :param sources: certificate sources, in order.  Default: the ASGI ``tls`` extension and
         nginx's header (``HeaderSource("nginx")``, believed only from ``trusted_proxies``; from
         anyone else it is refused as ``untrusted_proxy``).  Another proxy, or other header
@@ -149,7 +152,7 @@ class MTLSMiddleware:
         *,
         trust: CertificateInput | CertificateValidator,
         intermediates: CertificateInput | None = None,
-        trusted_proxies: Iterable[str] | TrustedProxies = (),
+        trusted_proxies: Iterable[str | ProxyCertificate] | TrustedProxies = (),
         sources: Sequence[CertificateSource] | None = None,
         principal: StrategyName | str | PrincipalMapper | PrincipalStrategy = "default",
         roles: RoleMap | str | os.PathLike[str] | Mapping[str, Any] | None = None,

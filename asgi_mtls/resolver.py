@@ -22,6 +22,7 @@ from asgi_mtls.cache import OutcomeCache
 from asgi_mtls.errors import CertificateRejected, Rejection, RejectionReason
 from asgi_mtls.identity import ClientIdentity, PrincipalStrategy, build_identity
 from asgi_mtls.sources import CertificateSource, TrustedProxies, transport_peer
+from asgi_mtls.sources.proxies import ProxyHops
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 from asgi_mtls.validation import CertificateValidator
 
@@ -75,6 +76,8 @@ class CertificateResolver:
         self.principal = principal
         self.roles = roles
         self.trusted_proxies = trusted_proxies
+        #: Proxies trusted by certificate: on their connections the tls extension is theirs.
+        self._hops = ProxyHops.of(trusted_proxies, self.sources)
         self.trust_scope_client = trust_scope_client
         self.ignore_untrusted_headers = ignore_untrusted_headers
         self.cache = cache
@@ -104,6 +107,8 @@ class CertificateResolver:
                 continue
             if source.requires_trusted_proxy and not self._believed(source, scope):
                 continue
+            if self._hops is not None and self._hops.hides(source, scope):
+                continue  # the proxy's own certificate, never the client's identity
             key = (source.name, raw)
             outcome = self.cache.get(key)
             if outcome is None:
@@ -125,7 +130,7 @@ class CertificateResolver:
         peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
         own: TrustedProxies | None = getattr(source, "trusted_proxies", None)
         proxies = own if own is not None else self.trusted_proxies  # [] trusts nobody
-        if proxies.is_trusted(peer):
+        if proxies.trusts(peer, scope):
             return True
         if self.ignore_untrusted_headers:
             return False

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from asgi_mtls import __version__
-from asgi_mtls.cli import check, inspect, pki, routes, serve
+from asgi_mtls.cli import check, inspect, pki, proxy_config, routes, serve
 
 __all__ = ["main"]
 
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(
         dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
     )
-    for command in (check, inspect, pki, routes, serve):
+    for command in (check, inspect, pki, proxy_config, routes, serve):
         command.add_parser(commands)
     args = parser.parse_args(argv)
     try:

@@ -28,7 +28,12 @@ from asgi_mtls.sources.headers import (
     HeaderSource,
     header_format,
 )
-from asgi_mtls.sources.proxies import TransportPeer, TrustedProxies, transport_peer
+from asgi_mtls.sources.proxies import (
+    ProxyCertificate,
+    TransportPeer,
+    TrustedProxies,
+    transport_peer,
+)
 from asgi_mtls.sources.tls import TLSExtensionSource
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 
@@ -38,6 +43,7 @@ __all__ = [
     "HeaderFormat",
     "HeaderSource",
     "PresentedCertificate",
+    "ProxyCertificate",
     "RawValues",
     "TLSExtensionSource",
     "TransportPeer",

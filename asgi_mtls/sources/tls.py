@@ -2,12 +2,20 @@
 
 asgiref ``specs/tls.rst`` (0.2): ``scope["extensions"]["tls"]["client_cert_chain"]`` is an
 iterable of PEM strings, ``[0]`` the leaf, the rest whatever the client sent.  Only ``[0]``
-is relied on; the rest is a path-building hint.  No stock server fills the extension today:
-``asgi_mtls.uvicorn`` makes uvicorn do it.
+is relied on; the rest is a path-building hint.  ``asgi_mtls.uvicorn`` makes uvicorn fill it;
+anycorn fills it itself.
+
+The shapes servers are converging on are accepted (issue #12): the chain as any iterable (a
+list, anycorn's tuple), its entries as PEM strings or DER bytes, and, without a chain, a DER
+``client_cert`` (uvicorn's open pull requests).  ``find`` turns each into the PEM strings the
+decoder reads.  A server that reports only ``client_cert_name`` (pyvoy) gives a name and no
+certificate: nothing to validate, so it never becomes an identity; the request is refused
+(``untrusted``), never downgraded to anonymous, because the client did present a certificate.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Mapping
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
@@ -15,6 +23,16 @@ from asgi_mtls.sources.encoding import check_size, pem_certificate_to_der
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 
 __all__ = ["TLSExtensionSource"]
+
+
+def _pem(item: object) -> str | None:
+    """A chain entry given as bytes: DER (or PEM text as bytes) as a PEM string; anything
+    else ``None``, which the decoder refuses as ``malformed``."""
+    if not isinstance(item, bytes | bytearray) or not item:
+        return None
+    if item.lstrip().startswith(b"-----BEGIN"):
+        return bytes(item).decode("ascii", errors="replace")
+    return ssl.DER_cert_to_PEM_cert(bytes(item))
 
 
 class TLSExtensionSource:
@@ -37,13 +55,20 @@ class TLSExtensionSource:
         chain = tls.get("client_cert_chain")
         error = tls.get("client_cert_error")
         if not chain:
+            der = tls.get("client_cert")
+            if isinstance(der, bytes | bytearray) and der and error is None:
+                return (None, _pem(der))  # a DER client_cert without a chain
+            name = tls.get("client_cert_name")
+            if error is None and name:
+                # A name is not a certificate: refused, never an identity nor anonymous.
+                return (f"client_cert_name {str(name)[:200]!r} without client_cert_chain",)
             # A server that reports a handshake-level error but no certificate still failed
             # to verify something the client sent: surface it rather than go anonymous.
             return None if error is None else (str(error),)
         reported = None if error is None else str(error)
-        if isinstance(chain, str) or not isinstance(chain, Iterable):
-            return (reported, None)  # None marks an entry that is not a PEM string
-        return (reported, *(item if isinstance(item, str) else None for item in chain))
+        if isinstance(chain, str | bytes) or not isinstance(chain, Iterable):
+            return (reported, None)  # None marks an entry that is not a certificate
+        return (reported, *(item if isinstance(item, str) else _pem(item) for item in chain))
 
     def decode(self, raw: RawValues) -> PresentedCertificate:
         error, *chain = raw

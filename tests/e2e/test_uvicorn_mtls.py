@@ -30,20 +30,22 @@ def middleware_options(pki) -> dict[str, object]:
 
 
 @contextmanager
-def serve_tls(pki, pki_files: PKIFiles, app=None, *, scheme="https", **options) -> Iterator[str]:
+def serve_tls(
+    pki, pki_files: PKIFiles | None, app=None, *, scheme="https", **options
+) -> Iterator[str]:
     """Serve ``app`` (default: the Starlette test app behind the middleware) on real uvicorn
-    TLS through asgi_mtls.uvicorn; yield its base URL on ``localhost``."""
+    TLS through asgi_mtls.uvicorn (the session PKI's files unless ``certfile``, ``keyfile`` or
+    ``client_ca`` say otherwise); yield its base URL on ``localhost``."""
     if app is None:
         app = MTLSMiddleware(starlette_app(), **middleware_options(pki))
-    options.setdefault("client_ca", pki_files.client_ca_bundle)
-    config = mtls_uvicorn.config(
-        app,
-        port=0,
-        certfile=pki_files.server_cert,
-        keyfile=pki_files.server_key,
-        log_level="warning",
-        **options,
-    )
+    for option, file in (
+        ("client_ca", "client_ca_bundle"),
+        ("certfile", "server_cert"),
+        ("keyfile", "server_key"),
+    ):
+        if option not in options:
+            options[option] = getattr(pki_files, file)
+    config = mtls_uvicorn.config(app, port=0, log_level="warning", **options)
     with start_uvicorn(config) as url:
         yield url.replace("https://127.0.0.1", f"{scheme}://localhost")
 

@@ -41,7 +41,7 @@ from asgi_mtls.errors import CertificateRejected, RejectionReason, malformed
 from asgi_mtls.sources.encoding import check_size
 from asgi_mtls.sources.headers import apache, caddy, cloud, envoy, haproxy, nginx, rfc9440, traefik
 from asgi_mtls.sources.headers.format import OWS, DecodeOptions, HeaderFormat, Verdict
-from asgi_mtls.sources.proxies import TrustedProxies
+from asgi_mtls.sources.proxies import ProxyCertificate, TrustedProxies
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 
 __all__ = [
@@ -187,7 +187,7 @@ class HeaderSource:
         verify_header: str | _Default | None = DEFAULT,
         max_header_chars: int = DEFAULT_MAX_HEADER_CHARS,
         max_chain_length: int = DEFAULT_MAX_CHAIN_LENGTH,
-        trusted_proxies: Iterable[str] | TrustedProxies | None = None,
+        trusted_proxies: Iterable[str | ProxyCertificate] | TrustedProxies | None = None,
         elements: int = 1,
         element: int = 0,
     ) -> None:
