@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
+from tests.validate import outcome
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 CLIENT = (ExtendedKeyUsageOID.CLIENT_AUTH,)
@@ -127,14 +128,6 @@ class CA:
 
     def leaf(self, common_name: str = "client", key: Key | None = None, **options):
         return certificate(name(common_name), key or new_key(), (self.subject, self.key), **options)
-
-
-def outcome(validator: CertificateValidator, leaf, chain=(), **kwargs) -> str:
-    try:
-        validator.validate(leaf, list(chain), **kwargs)
-    except CertificateRejected as exc:
-        return exc.reason.value
-    return "accepted"
 
 
 @pytest.fixture(scope="module")

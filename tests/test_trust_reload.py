@@ -14,7 +14,7 @@ import asgi_mtls.validation.validator as validation_module
 from asgi_mtls import CertificateValidator
 from asgi_mtls.testing import CertificateAuthority
 from asgi_mtls.validation.revocation import RevocationChecker
-from tests.test_validation import outcome
+from tests.validate import outcome
 
 
 def rewrite(path, text: str) -> None:
