@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
-from asgi_mtls.sources.encoding import check_size, pem_certificate_to_der
+from asgi_mtls.sources.encoding import check_size, server_pem_to_der
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 
 __all__ = ["TLSExtensionSource"]
@@ -62,5 +62,5 @@ class TLSExtensionSource:
         for item in chain:
             assert item is not None
             check_size(item, self.max_certificate_chars, "client_cert_chain entry")
-            ders.append(pem_certificate_to_der(item))
+            ders.append(server_pem_to_der(item))
         return PresentedCertificate(self.name, ders[0], tuple(ders[1:]))
