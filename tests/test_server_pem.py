@@ -99,3 +99,27 @@ def test_tls_source_decodes_the_chain_with_it():
     with pytest.raises(CertificateRejected) as info:
         source.decode(source.find({"extensions": {"tls": bad}}))
     assert info.value.reason is RejectionReason.MALFORMED
+
+
+def test_decoded_chain_entries_are_remembered_within_a_bound():
+    # Every client of an issuing CA sends the same intermediate: decoded once, remembered;
+    # never more than a bounded number of entries, whatever clients send.
+    source = TLSExtensionSource()
+    issuing_pem = _ISSUING.pem
+
+    def chain_of(*pems: str) -> tuple[bytes, ...]:
+        tls = {"client_cert_chain": [PEM, *pems], "client_cert_error": None}
+        return source.decode(source.find({"extensions": {"tls": tls}})).chain
+
+    first = chain_of(issuing_pem)
+    assert first == chain_of(issuing_pem) == (server_pem_to_der(issuing_pem),)
+    strangers = [CertificateAuthority(f"Stranger {n}").pem for n in range(70)]
+    for stranger in strangers:
+        assert chain_of(stranger) == (server_pem_to_der(stranger),)
+        assert len(source._hints) <= 64
+    for bad in (issuing_pem + issuing_pem, issuing_pem.replace("A", "*", 1)):
+        for _ in range(2):  # refused every time: a bad entry is never remembered
+            with pytest.raises(CertificateRejected) as info:
+                chain_of(bad)
+            assert info.value.reason is RejectionReason.MALFORMED
+    assert chain_of(issuing_pem) == first

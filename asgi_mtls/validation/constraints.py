@@ -11,7 +11,7 @@ building (it can only refuse, ``untrusted``):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -68,21 +68,13 @@ def _directory_names(certificate: x509.Certificate) -> list[x509.Name]:
     return names + list(san.value.get_values_for_type(x509.DirectoryName))
 
 
-def check_name_constraints(
-    path: Sequence[x509.Certificate], unconstrained: Collection[int] = frozenset()
-) -> None:
+def check_name_constraints(path: Sequence[x509.Certificate]) -> None:
     """Refuse ``path`` (leaf first) as ``untrusted`` when it breaks a constraint cryptography
-    does not check (see the module docstring).
-
-    ``unconstrained``: ``id()`` of certificates known to carry no nameConstraints (the
-    configured ones without, listed once per trust snapshot), so that the common path costs
-    no extension lookup.
-    """
+    does not check (see the module docstring)."""
     constrained = [
         (index, constraints)
         for index in range(1, len(path))
-        if id(path[index]) not in unconstrained
-        and (constraints := name_constraints(path[index])) is not None
+        if (constraints := name_constraints(path[index])) is not None
     ]
     if not constrained:
         return

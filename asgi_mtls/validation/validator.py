@@ -105,17 +105,16 @@ class VerifiedChain:
 class _Snapshot:
     """A trust snapshot with what one validator derives from it once, not per request.
 
-    The configured certificates are keyed by ``id()``: cryptography hands back the very
-    objects it was given in the verified chain, the snapshot keeps them alive (so no other
-    object can share an ``id``), and a certificate not found (a presented hint) is simply
-    checked in full.
+    ``cleared`` lists the configured roots and intermediates that pass every check made on
+    the path above the leaf (the key policy, the signature algorithm policy, no
+    nameConstraints), with their notAfter.  They are keyed by ``id()``: cryptography hands
+    back the very objects it was given in the verified chain, the snapshot keeps them alive
+    (so no other object can share an ``id``), and a certificate not found there (a
+    presented hint, a configured CA that fails a check) is checked in full, per request.
     """
 
     trust: TrustState
-    #: id(configured root or intermediate) -> why the key policy refuses it, or ``None``.
-    key_problems: Mapping[int, str | None] = field(repr=False)
-    #: id() of the configured certificates without nameConstraints.
-    unconstrained: frozenset[int] = field(repr=False)
+    cleared: Mapping[int, dt.datetime] = field(repr=False)
     #: No leaf presented without hints can exceed the path-search bound
     #: (:func:`~asgi_mtls.validation.paths.worst_case_search`).
     small_search: bool = False
@@ -231,17 +230,17 @@ class CertificateValidator:
         """What this validator derives from ``state`` once.  CA certificates whose key the
         policy refuses are kept (a path through them is ``weak_key``) but logged: they can
         never be used."""
-        key_problems: dict[int, str | None] = {}
+        cleared: dict[int, dt.datetime] = {}
         unusable = []
         for certificate in (*state.roots, *state.intermediates):
             try:
                 problem = self.policy.key_problem(certificate)
             except ValueError as exc:
                 problem = f"undecodable key: {exc}"
-            else:
-                key_problems[id(certificate)] = problem
             if problem is not None:
                 unusable.append(f"{describe_certificate(certificate)}: {problem}")
+            elif name_constraints(certificate) is None and self._signature_ok(certificate):
+                cleared[id(certificate)] = certificate.not_valid_after_utc
         if unusable:
             logger.warning(
                 "%d configured CA certificate(s) can never be part of an accepted path (key "
@@ -251,12 +250,16 @@ class CertificateValidator:
             )
         return _Snapshot(
             trust=state,
-            key_problems=key_problems,
-            unconstrained=frozenset(
-                id(c) for c in (*state.roots, *state.intermediates) if name_constraints(c) is None
-            ),
+            cleared=cleared,
             small_search=worst_case_search(state, self._depth) <= MAX_PATH_CANDIDATES,
         )
+
+    def _signature_ok(self, certificate: x509.Certificate) -> bool:
+        try:
+            self.policy.check_signature(certificate, "intermediate")
+        except CertificateRejected:
+            return False
+        return True
 
     @property
     def min_rsa_bits(self) -> int:
@@ -341,7 +344,7 @@ class CertificateValidator:
         problem = leaf_san_problem(leaf_certificate)
         if problem is not None:  # the rule the end-entity policy leaves to us (verifiers.py)
             raise self._path_refusal(problem, leaf_certificate, hints, trust, graph)
-        self._check_path(path, snapshot)
+        expires_at = self._check_path(path, snapshot)
         if trust.allowed_issuers is not None and (
             len(path) < 2 or not trust.issuer_allowed(path[1])
         ):
@@ -355,7 +358,6 @@ class CertificateValidator:
                 RejectionReason.NOT_PINNED,
                 f"no pin matches the chain of {leaf_certificate.subject.rfc4514_string()!r}",
             )
-        expires_at = min(c.not_valid_after_utc for c in path)
         status: Literal["good", "unknown", "not_checked"] = "not_checked"
         if self.revocation is not None:
             result = self.revocation.check(path, moment)
@@ -387,24 +389,30 @@ class CertificateValidator:
             )
         return CertificateRejected(RejectionReason.UNTRUSTED, why)
 
-    def _check_path(self, path: tuple[x509.Certificate, ...], snapshot: _Snapshot) -> None:
-        """The checks of the validated path above the leaf: keys (``weak_key``; worked out
-        once for configured certificates), signature algorithms of the intermediates
-        (``weak_signature``; the anchor's self-signature is not relied upon) and the name
-        constraints cryptography does not apply (``untrusted``)."""
-        known = snapshot.key_problems
+    def _check_path(self, path: tuple[x509.Certificate, ...], snapshot: _Snapshot) -> dt.datetime:
+        """The checks of the validated path above the leaf: keys (``weak_key``), signature
+        algorithms of the intermediates (``weak_signature``; the anchor's self-signature is
+        not relied upon) and the name constraints cryptography does not apply
+        (``untrusted``).  Returns the earliest notAfter of the path.
+
+        A path made of cleared configured certificates (see :class:`_Snapshot`) passes them
+        all by construction: only the notAfters are read.
+        """
+        cleared = snapshot.cleared
+        expires_at = path[0].not_valid_after_utc
+        for certificate in path[1:]:
+            not_after = cleared.get(id(certificate))
+            if not_after is None:
+                break
+            expires_at = min(expires_at, not_after)
+        else:
+            return expires_at
         for index, certificate in enumerate(path[1:], start=1):
-            key = id(certificate)
-            if key not in known:
-                self.policy.check_key(certificate, _role(index, len(path)))
-            elif known[key] is not None:
-                raise CertificateRejected(
-                    RejectionReason.WEAK_KEY,
-                    f"{_role(index, len(path))} {describe_certificate(certificate)}: {known[key]}",
-                )
+            self.policy.check_key(certificate, _role(index, len(path)))
         for index, certificate in enumerate(path[1:-1], start=1):
             self.policy.check_signature(certificate, _role(index, len(path)))
-        check_name_constraints(path, snapshot.unconstrained)
+        check_name_constraints(path)
+        return min(c.not_valid_after_utc for c in path)
 
     # --- hot reload and background work (asgi_mtls.validation.reload) --------------------
 
