@@ -9,6 +9,7 @@ validation options from :mod:`asgi_mtls.validation`, test helpers from
 
 from __future__ import annotations
 
+from asgi_mtls import log as _log
 from asgi_mtls.authorization import PUBLIC, Requirement, RoleMap, require_client
 from asgi_mtls.errors import CertificateRejected, RejectionReason
 from asgi_mtls.identity import ClientIdentity
@@ -34,3 +35,6 @@ __all__ = [
 ]
 
 __version__ = "0.2.0"
+
+# Level and logger name on asgi-mtls's log lines when the app configured no logging.
+_log.install()

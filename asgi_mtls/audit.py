@@ -28,6 +28,7 @@ from asgi_mtls.authorization.routes import (
     original_route,
     route_declarations,
 )
+from asgi_mtls.errors import ConfigurationError
 
 __all__ = ["AppAudit", "RouteAudit", "audit_app", "find_authorizer"]
 
@@ -40,6 +41,9 @@ def find_authorizer(app: object) -> RouteAuthorizer | None:
     chain, or, for a Starlette/FastAPI app, in its middleware stack (built as Starlette builds
     it, so the audit sees exactly the middleware's own settings)."""
     for node in chain(app):
+        error = getattr(node, "configuration_error", None)
+        if isinstance(error, ConfigurationError):  # built by Starlette, misconfigured
+            raise error
         authorizer = getattr(node, "authorizer", None)
         if isinstance(authorizer, RouteAuthorizer):
             return authorizer

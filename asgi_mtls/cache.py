@@ -13,6 +13,9 @@ not a signature check.  Rules (issue #8, items 4 and 5):
 - accepted outcomes and refusals live in separate budgets (refusals get
   :data:`REFUSAL_SHARE` of each), so a flood of junk certificates, however varied, can only
   evict other junk, never the clients that are known to be good;
+- eviction is first-in, first-out: a hit costs one dictionary probe and one comparison with
+  the clock, nothing is reordered (issue #10); a client evicted under churn is validated
+  again on its next request;
 - each entry has an absolute expiry that the caller sets no later than the certificate
   chain's earliest notAfter (or the revocation data's nextUpdate); an expired entry is never
   returned.
@@ -21,7 +24,6 @@ not a signature check.  Rules (issue #8, items 4 and 5):
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Final, Generic, TypeVar
 
@@ -52,7 +54,7 @@ class _Segment(Generic[V]):
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self.entries: OrderedDict[Hashable, tuple[V, float, int]] = OrderedDict()
+        self.entries: dict[Hashable, tuple[V, float, int]] = {}
         self.bytes = 0
 
     def put(self, key: Hashable, value: V, expires_at: float, size: int) -> None:
@@ -63,9 +65,10 @@ class _Segment(Generic[V]):
             self.bytes -= old[2]
         self.entries[key] = (value, expires_at, size)
         self.bytes += size
-        while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
-            _, (_, _, evicted) = self.entries.popitem(last=False)
-            self.bytes -= evicted
+        entries = self.entries
+        while len(entries) > self.max_entries or self.bytes > self.max_bytes:
+            oldest = next(iter(entries))  # dicts keep insertion order: first in, first out
+            self.bytes -= entries.pop(oldest)[2]
 
     def discard(self, key: Hashable) -> None:
         old = self.entries.pop(key, None)
@@ -78,7 +81,7 @@ class _Segment(Generic[V]):
 
 
 class OutcomeCache(Generic[V]):
-    """LRU ``key -> outcome`` with per-entry expiry, bounded in entries and bytes.
+    """``key -> outcome`` with per-entry expiry, bounded in entries and bytes.
 
     :param max_entries: entries in all (refusals may hold :data:`REFUSAL_SHARE` of them).
     :param max_bytes: bytes in all, keys and declared value sizes together.
@@ -107,16 +110,17 @@ class OutcomeCache(Generic[V]):
         return self._accepted.bytes + self._refused.bytes
 
     def get(self, key: Hashable) -> V | None:
-        for segment in (self._accepted, self._refused):
-            entry = segment.entries.get(key)
+        entry = self._accepted.entries.get(key)
+        segment = self._accepted
+        if entry is None:
+            entry = self._refused.entries.get(key)
             if entry is None:
-                continue
-            if self._clock() >= entry[1]:
-                segment.discard(key)
                 return None
-            segment.entries.move_to_end(key)
-            return entry[0]
-        return None
+            segment = self._refused
+        if self._clock() >= entry[1]:
+            segment.discard(key)
+            return None
+        return entry[0]
 
     def put(self, key: Hashable, value: V, expires_at: float, *, size: int, refusal: bool) -> None:
         """Store ``value`` until ``expires_at``; ``size`` is what it holds beyond its key."""

@@ -17,12 +17,16 @@ from typing import Any, Final
 
 from starlette.exceptions import HTTPException
 
+from asgi_mtls.diagnostics import hint_for_refusal
+
 __all__ = [
     "WS_POLICY_VIOLATION",
     "CertificateRejected",
+    "ConfigurationError",
     "Rejection",
     "RejectionReason",
     "log_rejection",
+    "malformed",
     "send_rejection",
 ]
 
@@ -85,6 +89,9 @@ class RejectionReason(enum.StrEnum):
     INVALID_NAME = "invalid_name"
     #: A certificate source failed unexpectedly while reading the request (fail closed).
     SOURCE_ERROR = "source_error"
+    #: The middleware could not be configured (a :class:`ConfigurationError`) and the server
+    #: ran no lifespan to stop it at startup: every request is refused until it is fixed.
+    MISCONFIGURED = "misconfigured"
 
     @property
     def status_code(self) -> int:
@@ -118,6 +125,7 @@ _STATUS: Final[dict[RejectionReason, int]] = {
     RejectionReason.WEAK_SIGNATURE: 401,
     RejectionReason.INVALID_NAME: 401,
     RejectionReason.SOURCE_ERROR: 400,
+    RejectionReason.MISCONFIGURED: 503,
 }
 
 _MESSAGES: Final[dict[RejectionReason, str]] = {
@@ -146,7 +154,21 @@ _MESSAGES: Final[dict[RejectionReason, str]] = {
     "is not accepted",
     RejectionReason.INVALID_NAME: "the client certificate carries a malformed name",
     RejectionReason.SOURCE_ERROR: "the client certificate could not be read from the request",
+    RejectionReason.MISCONFIGURED: "client certificate checking is not configured correctly on "
+    "this server",
 }
+
+
+class ConfigurationError(ValueError):
+    """A configuration that cannot work: a missing or unreadable file, a trust file without a
+    CA certificate, a bad role file or policy, contradictory options.
+
+    Its message is one line that names the file or option and says how to fix it, because it
+    is what an operator reads when the server refuses to start (issue #11).  Raised when the
+    object is built, never on a request: ``MTLSMiddleware`` built inside Starlette's lazy
+    middleware stack turns it into a failed lifespan startup (see
+    :mod:`asgi_mtls.startup`).
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +220,11 @@ class CertificateRejected(HTTPException):
         ).encode()
 
 
+def malformed(detail: str) -> CertificateRejected:
+    """A ``malformed`` refusal: what every decoder raises for data it cannot read."""
+    return CertificateRejected(RejectionReason.MALFORMED, detail)
+
+
 async def send_rejection(
     scope: Mapping[str, Any],
     send: Callable[[dict[str, Any]], Awaitable[None]],
@@ -246,3 +273,4 @@ def log_rejection(scope: Mapping[str, Any], exc: CertificateRejected, peer: obje
         peer if peer is not None else "unknown",
         exc.log_detail,
     )
+    hint_for_refusal(scope, exc.reason.value, peer)

@@ -27,8 +27,10 @@ from typing import Any, Final
 from fastapi import FastAPI
 
 from asgi_mtls.audit import AppAudit, audit_app
+from asgi_mtls.authorization import PUBLIC
+from asgi_mtls.authorization.policies import PolicyValue
 
-__all__ = ["EXTENSION", "SCHEME_NAME", "add_mutual_tls", "install_openapi"]
+__all__ = ["EXTENSION", "SCHEME_NAME", "add_mutual_tls", "docs_policies", "install_openapi"]
 
 #: The security scheme's name in ``components.securitySchemes``.
 SCHEME_NAME: Final = "mutualTLS"
@@ -109,3 +111,21 @@ def install_openapi(
     app.openapi = openapi  # type: ignore[method-assign]
     app.openapi_schema = None
     return app
+
+
+def docs_policies(app: FastAPI, requirement: PolicyValue = PUBLIC) -> dict[str, PolicyValue]:
+    """A path table for FastAPI's own routes (``openapi_url``, ``docs_url`` and its OAuth2
+    redirect, ``redoc_url``, as configured on ``app``), all set to ``requirement``.
+
+    These routes are added by FastAPI, not by the app, so they cannot carry ``@PUBLIC`` or a
+    dependency: under ``deny_by_default`` they are refused, and ``asgi-mtls routes --strict``
+    flags them (issue #11).  Declare them explicitly, public or not::
+
+        app = FastAPI()
+        app.add_middleware(MTLSMiddleware, trust="ca.pem", policies=docs_policies(app))
+        # or only for the operators: docs_policies(app, role("ops"))
+    """
+    paths = [app.openapi_url, app.docs_url, app.redoc_url]
+    if app.docs_url and app.swagger_ui_oauth2_redirect_url:
+        paths.append(app.swagger_ui_oauth2_redirect_url)
+    return {path: requirement for path in paths if path}

@@ -54,17 +54,24 @@ class ClientUser(BaseUser):
         return f"ClientUser({self.client_identity.principal!r})"
 
 
+_ANONYMOUS: Final[tuple[BaseUser, AuthCredentials]] = (UnauthenticatedUser(), AuthCredentials())
+
+
+def _starlette_objects(identity: ClientIdentity) -> tuple[BaseUser, AuthCredentials]:
+    return ClientUser(identity), AuthCredentials(["authenticated", *sorted(identity.roles)])
+
+
 def inject(scope: Mapping[str, Any], identity: ClientIdentity | None) -> dict[str, Any]:
-    """A copy of ``scope`` carrying ``identity`` (``None``: anonymous) in Starlette's keys."""
-    child = dict(scope)
-    child[IDENTITY_SCOPE_KEY] = identity
+    """A copy of ``scope`` carrying ``identity`` (``None``: anonymous) in Starlette's keys.
+
+    The user and credentials objects are built once per identity and shared by its requests
+    (issue #10), as the identity itself is: treat them as read-only, as Starlette does.
+    """
     if identity is None:
-        child["user"] = UnauthenticatedUser()
-        child["auth"] = AuthCredentials()
+        user, auth = _ANONYMOUS
     else:
-        child["user"] = ClientUser(identity)
-        child["auth"] = AuthCredentials(["authenticated", *sorted(identity.roles)])
-    return child
+        user, auth = identity.memo("starlette", _starlette_objects, identity)
+    return {**scope, IDENTITY_SCOPE_KEY: identity, "user": user, "auth": auth}
 
 
 def get_client_identity(connection: HTTPConnection | Mapping[str, object]) -> ClientIdentity | None:

@@ -20,11 +20,12 @@ scope types pass through, the lifespan watched to start and stop background work
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Concatenate, ParamSpec, cast
 
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import HTTPConnection
@@ -36,8 +37,14 @@ from asgi_mtls.authorization.requirements import rejection_handler
 from asgi_mtls.authorization.roles import RoleMap, load_roles
 from asgi_mtls.authorization.routes import RouteAuthorizer, chain
 from asgi_mtls.cache import OutcomeCache
-from asgi_mtls.errors import CertificateRejected, log_rejection, send_rejection
+from asgi_mtls.errors import (
+    CertificateRejected,
+    ConfigurationError,
+    log_rejection,
+    send_rejection,
+)
 from asgi_mtls.identity import (
+    ClientIdentity,
     PrincipalMapper,
     PrincipalStrategy,
     StrategyName,
@@ -52,14 +59,44 @@ from asgi_mtls.sources import (
     TrustedProxies,
     transport_peer,
 )
+from asgi_mtls.startup import MisconfiguredApp, as_configuration_error, built_by_starlette
 from asgi_mtls.validation import CertificateInput, CertificateValidator
 
 __all__ = ["ErrorHandler", "MTLSMiddleware"]
 
 logger = logging.getLogger("asgi_mtls")
+P = ParamSpec("P")
 
 #: ``on_error(connection, rejection)``: the response for a refused HTTP request.
 ErrorHandler = Callable[[HTTPConnection, CertificateRejected], Response | Awaitable[Response]]
+
+
+def _fail_fast(
+    init: Callable[Concatenate[MTLSMiddleware, ASGIApp, P], None],
+) -> Callable[Concatenate[MTLSMiddleware, ASGIApp, P], None]:
+    """Wrap ``MTLSMiddleware.__init__``: a ``ValueError`` is re-raised as a
+    :class:`ConfigurationError`; inside Starlette's ``build_middleware_stack``, where raising
+    would mean a 500 per request (issue #11), any error is kept instead and the instance
+    becomes a :class:`_MisconfiguredMTLSMiddleware`.  The request path is not involved."""
+
+    def build(self: MTLSMiddleware, app: ASGIApp, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            init(self, app, *args, **kwargs)
+        except Exception as exc:
+            if built_by_starlette():
+                error = as_configuration_error(exc, "MTLSMiddleware")
+                self.app = app
+                self.__class__ = _MisconfiguredMTLSMiddleware
+                assert isinstance(self, _MisconfiguredMTLSMiddleware)
+                self.configuration_error = error
+                self._misconfigured = MisconfiguredApp(error)
+                return
+            if isinstance(exc, ValueError) and not isinstance(exc, ConfigurationError):
+                raise as_configuration_error(exc, "MTLSMiddleware") from exc
+            raise
+
+    functools.update_wrapper(build, init)
+    return build
 
 
 class MTLSMiddleware:
@@ -105,6 +142,7 @@ class MTLSMiddleware:
     :param cache_bytes: bytes those outcomes may hold, keys (raw header values) included.
     """
 
+    @_fail_fast
     def __init__(
         self,
         app: ASGIApp,
@@ -138,12 +176,20 @@ class MTLSMiddleware:
             # sent straight to the app is answered (and logged) as untrusted_proxy.
             sources = [TLSExtensionSource(), HeaderSource("nginx")]
         if not sources:
-            raise ValueError("at least one certificate source is needed")
+            raise ConfigurationError("sources=[]: at least one certificate source is needed")
         names = [source.name for source in sources]
         if len(set(names)) != len(names):
-            raise ValueError(f"certificate source names must be unique, got {names}")
+            raise ConfigurationError(
+                f"sources: certificate source names must be unique, got {names}"
+            )
+        if trusted_proxies and not any(source.requires_trusted_proxy for source in sources):
+            logger.warning(
+                "trusted_proxies is set but no source reads certificate headers, so no "
+                "proxy's header is ever read: add HeaderSource('nginx') (or your proxy's "
+                "format) to sources="
+            )
         if on_untrusted_header not in ("reject", "ignore"):
-            raise ValueError("on_untrusted_header must be 'reject' or 'ignore'")
+            raise ConfigurationError("on_untrusted_header must be 'reject' or 'ignore'")
         role_map = load_roles(roles)
         self._peer = {"trust_scope_client": trust_scope_client}
         self.resolver = CertificateResolver(
@@ -172,19 +218,24 @@ class MTLSMiddleware:
         self.on_error = on_error
         self._started = False
         self._answer_route_rejections(app)
+        # The per-request path is shaped by the configuration once, here (issue #10): no
+        # exempt paths, no path lookup; nothing to decide before the app, no call.
+        self._identify = self._identify_unless_exempt if exempt_paths else self.resolver.resolve
+        self._authorize = self.authorizer.authorize if self.authorizer.active else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            if scope["type"] == "lifespan":
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            if kind == "lifespan":
                 receive = self._watch_lifespan(receive)
             await self.app(scope, receive, send)
             return
         if not self._started:  # no lifespan (some servers, tests): start on first use
             await self._start()
         try:
-            exempt = self.authorizer.is_exempt(route_path(scope))
-            identity = None if exempt else self.resolver.resolve(scope)
-            self.authorizer.authorize(scope, identity)
+            identity = self._identify(scope)
+            if self._authorize is not None:
+                self._authorize(scope, identity)
         except CertificateRejected as exc:
             await self._refuse(scope, receive, send, exc)
             return
@@ -194,6 +245,11 @@ class MTLSMiddleware:
         except CertificateRejected as exc:
             # A route requirement (a FastAPI dependency) refused before a response started.
             await self._refuse(scope, receive, send, exc)
+
+    def _identify_unless_exempt(self, scope: Scope) -> ClientIdentity | None:
+        return (
+            None if self.authorizer.is_exempt(route_path(scope)) else self.resolver.resolve(scope)
+        )
 
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, exc: CertificateRejected
@@ -242,6 +298,18 @@ class MTLSMiddleware:
             return message
 
         return watched
+
+
+class _MisconfiguredMTLSMiddleware(MTLSMiddleware):
+    """An ``MTLSMiddleware`` that Starlette's lazy stack builder built with a configuration
+    error: it fails the lifespan startup, else refuses every request with 503
+    ``misconfigured`` (:mod:`asgi_mtls.startup`).  Only ``_fail_fast`` makes one."""
+
+    configuration_error: ConfigurationError
+    _misconfigured: MisconfiguredApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._misconfigured(scope, receive, send)
 
 
 async def _respond(

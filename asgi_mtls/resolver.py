@@ -94,31 +94,34 @@ class CertificateResolver:
             # a newly revoked client is refused on its next request.
             self.cache.clear()
             self._generation = generation
-        identities: list[ClientIdentity] = []
+        found: ClientIdentity | None = None
         for source in self.sources:
             try:
                 raw = source.find(scope)
             except Exception as exc:
                 raise _failure(RejectionReason.SOURCE_ERROR, source.name, exc).exception() from None
-            if raw is None or not self._believed(source, scope):
+            if raw is None:
                 continue
-            outcome = self._outcome(source, raw)
-            if isinstance(outcome, Rejection):
-                raise outcome.exception()
+            if source.requires_trusted_proxy and not self._believed(source, scope):
+                continue
+            key = (source.name, raw)
+            outcome = self.cache.get(key)
+            if outcome is None:
+                outcome = self._miss(key, source, raw)
             if isinstance(outcome, ClientIdentity):
-                identities.append(outcome)
-        if len(identities) > 1:
-            raise CertificateRejected(
-                RejectionReason.CONFLICTING_SOURCES,
-                "certificates from " + ", ".join(identity.source for identity in identities),
-            )
-        return identities[0] if identities else None
+                if found is not None:
+                    raise CertificateRejected(
+                        RejectionReason.CONFLICTING_SOURCES,
+                        f"certificates from {found.source}, {outcome.source}",
+                    )
+                found = outcome
+            elif isinstance(outcome, Rejection):
+                raise outcome.exception()
+        return found
 
     def _believed(self, source: CertificateSource, scope: Mapping[str, Any]) -> bool:
-        """Whether ``source``'s values count: always for the TLS extension; for a header,
-        only from a trusted proxy (else ``untrusted_proxy``, or ignored if so configured)."""
-        if not source.requires_trusted_proxy:
-            return True
+        """Whether a header source's values count: only from a trusted proxy (else
+        ``untrusted_proxy``, or ignored if so configured)."""
         peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
         own: TrustedProxies | None = getattr(source, "trusted_proxies", None)
         proxies = own if own is not None else self.trusted_proxies  # [] trusts nobody
@@ -132,14 +135,13 @@ class CertificateResolver:
             f"{source.name} certificate header from untrusted {why}",
         )
 
-    def _outcome(self, source: CertificateSource, raw: RawValues) -> Outcome:
-        key = (source.name, raw)
-        outcome = self.cache.get(key)
-        if outcome is None:
-            self.misses += 1
-            outcome, expires_at, size = self._verify(source, raw)
-            refusal = isinstance(outcome, Rejection)
-            self.cache.put(key, outcome, expires_at, size=size, refusal=refusal)
+    def _miss(
+        self, key: tuple[str, RawValues], source: CertificateSource, raw: RawValues
+    ) -> Outcome:
+        self.misses += 1
+        outcome, expires_at, size = self._verify(source, raw)
+        refusal = isinstance(outcome, Rejection)
+        self.cache.put(key, outcome, expires_at, size=size, refusal=refusal)
         return outcome
 
     def _verify(self, source: CertificateSource, raw: RawValues) -> tuple[Outcome, float, int]:

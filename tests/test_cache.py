@@ -38,14 +38,17 @@ def test_already_expired_values_are_not_stored():
     assert len(cache) == 0 and cache.get("k") is None
 
 
-def test_least_recently_used_is_evicted():
+def test_the_oldest_entry_is_evicted_first():
     cache: OutcomeCache[int] = OutcomeCache(3, clock=Clock())  # 3 accepted, 0 refusals
     for key, value in (("a", 1), ("b", 2), ("c", 3)):
         put(cache, key, value)
-    assert cache.get("a") == 1  # "b" is now the least recently used
+    assert cache.get("a") == 1  # a hit reorders nothing (one probe per hit)
     put(cache, "d", 4)
-    assert cache.get("b") is None
-    assert (cache.get("a"), cache.get("c"), cache.get("d")) == (1, 3, 4)
+    assert cache.get("a") is None
+    assert (cache.get("b"), cache.get("c"), cache.get("d")) == (2, 3, 4)
+    put(cache, "b", 5)  # storing a key again makes it the newest
+    put(cache, "e", 6)
+    assert cache.get("c") is None and cache.get("b") == 5
 
 
 def test_size_zero_disables_and_clear_empties():

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
+from asgi_mtls.errors import ConfigurationError
 from tests.validate import outcome
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -587,8 +588,11 @@ def test_self_signed_leaf(root, trust):
     # a leaf found in the store is a path of length one): a way to trust one self-signed
     # client directly.  The leaf checks still apply, and allowed_issuers cannot be met.
     assert outcome(CertificateValidator(self_signed), self_signed) == "accepted"
+    # ...but a trust set of server certificates alone could never accept a client: refused
+    # when it is configured (issue #11), not answered wrong_usage on every request.
     server_only = certificate(name("self"), key, eku=[ExtendedKeyUsageOID.SERVER_AUTH])
-    assert outcome(CertificateValidator(server_only), server_only) == "wrong_usage"
+    with pytest.raises(ConfigurationError, match="is a server certificate"):
+        CertificateValidator(server_only)
     narrowed = CertificateValidator(self_signed, allowed_issuers=[root.certificate])
     assert outcome(narrowed, self_signed) == "issuer_not_allowed"
 

@@ -2,7 +2,9 @@
 
 1. Whatever the header values (any text, any combination of the format's headers, in any
    capitalisation, among unrelated headers), ``decode(find(scope))`` returns a
-   ``PresentedCertificate`` or ``None`` or raises ``CertificateRejected``: nothing else.
+   ``PresentedCertificate`` or ``None`` or raises ``CertificateRejected``, nothing else, and
+   exactly the one the documented rules give (duplicates, sizes, verdict, "no certificate",
+   then the format's decoder).
 2. What ``asgi_mtls.testing`` encodes as a proxy would, the source decodes back to the same
    leaf and chain, whatever the header-name casing, surrounding whitespace and neighbours.
 """
@@ -17,7 +19,9 @@ from hypothesis import strategies as st
 
 from asgi_mtls import CertificateRejected, RejectionReason
 from asgi_mtls.sources import HEADER_FORMATS, HeaderSource, PresentedCertificate
+from asgi_mtls.sources.headers.format import OWS, Verdict
 from asgi_mtls.testing import CertificateAuthority, IssuedCertificate, encode_certificate_headers
+from tests.test_header_formats import WITH_CHAIN
 
 # Modest on purpose: the whole file runs in a few seconds (12 formats x 80 examples, plus 150
 # round trips).  Raise max_examples locally when changing a decoder.
@@ -116,29 +120,71 @@ def casings(name: str) -> st.SearchStrategy[str]:
 
 
 def scope_of(pairs: list[tuple[str, str]]) -> dict[str, object]:
+    """The scope a server builds: header names lowercased, as the ASGI HTTP spec requires
+    (whatever casing the client wrote; Starlette's own ``Headers`` relies on it too)."""
     return {
         "type": "http",
-        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs],
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs],
     }
 
 
-def judge(source: HeaderSource, scope: dict[str, object]) -> object:
-    raw = source.find(scope)
+#: What the documented rules decide before the decoder runs: the decoder's turn.
+DECODER = "decoder"
+
+
+def ruling(source: HeaderSource, pairs: list[tuple[str, str]]) -> RejectionReason | str | None:
+    """The outcome ``docs/header-formats.md`` ("Rules every format follows") gives for these
+    headers, in its order: nothing to find (``None``), a refusal, ``None`` for "no
+    certificate", or :data:`DECODER` (the format's decoder: a certificate or ``malformed``)."""
+    spec = source.format
+    wanted = [name for name in (source.header, source.chain_header, source.verify_header) if name]
+    values: dict[str, list[str]] = {name: [] for name in wanted}
+    for key, value in pairs:
+        if key.lower() in values:
+            values[key.lower()].append(value)
+    certs = values[source.header]
+    chains = values[source.chain_header] if source.chain_header else []
+    verdicts = values[source.verify_header] if source.verify_header else []
+    if not (certs or chains or verdicts):
+        return None
+    if len(certs) > 1 or len(verdicts) > 1 or (len(chains) > 1 and not spec.chain_repeatable):
+        return RejectionReason.DUPLICATE_HEADER
+    limit = source.max_header_chars
+    if any(len(v) > limit for v in certs + verdicts) or len("".join(chains)) > limit:
+        return RejectionReason.TOO_LARGE
+    verdict = spec.verdict(verdicts[0].strip(OWS)) if verdicts and spec.verdict else None
+    if verdict is Verdict.FAILED:
+        return RejectionReason.PROXY_VERIFY_FAILED
+    cert = certs[0].strip(OWS) if certs else None
+    present = cert is not None and cert not in spec.absent
+    if present and verdict is Verdict.ONLY_WITHOUT_CERTIFICATE:
+        return RejectionReason.PROXY_VERIFY_FAILED
+    if not present:
+        return RejectionReason.MALFORMED if any(c.strip(OWS) for c in chains) else None
+    return DECODER if cert else RejectionReason.MALFORMED
+
+
+def judge(source: HeaderSource, pairs: list[tuple[str, str]]) -> object:
+    """``decode(find(scope))`` for these headers: exactly what :func:`ruling` says, the same
+    answer twice (cacheable), and nothing but a certificate, ``None`` or a refusal."""
+    raw = source.find(scope_of(pairs))
+    expected = ruling(source, pairs)
     if raw is None:
+        assert expected is None
         return None
     try:
         result = source.decode(raw)
     except CertificateRejected as exc:
-        assert exc.reason in RejectionReason
+        assert exc.reason is (RejectionReason.MALFORMED if expected == DECODER else expected)
         # Deterministic in raw: the same raw values give the same answer (cacheable).
-        try:
+        with pytest.raises(CertificateRejected) as again:
             source.decode(raw)
-        except CertificateRejected as again:
-            assert again.reason is exc.reason
-        else:
-            raise AssertionError("decode is not deterministic") from None
+        assert again.value.reason is exc.reason
         return exc.reason
-    assert result is None or isinstance(result, PresentedCertificate)
+    if expected == DECODER:
+        assert isinstance(result, PresentedCertificate)
+    else:
+        assert expected is None and result is None
     assert source.decode(raw) == result
     return result
 
@@ -170,7 +216,7 @@ SOUPS = {name: header_soup(name) for name in HEADER_FORMATS}
 @PER_FORMAT
 @given(data=st.data())
 def test_any_header_values_give_a_certificate_none_or_a_rejection(name, data):
-    judge(SOURCES[name], scope_of(data.draw(SOUPS[name])))
+    judge(SOURCES[name], data.draw(SOUPS[name]))
 
 
 @SETTINGS
@@ -191,10 +237,9 @@ def test_encode_then_decode_round_trips(name, index, with_chain, data):
     ]
     pairs += data.draw(st.lists(st.tuples(st.sampled_from(["host", "accept"]), latin1_text)))
     pairs = data.draw(st.permutations(pairs))
-    presented = judge(SOURCES[name], scope_of(pairs))
+    presented = judge(SOURCES[name], pairs)
     assert isinstance(presented, PresentedCertificate), presented
     assert presented.leaf == cert.der
-    carries_chain = name in {"envoy", "rfc9440", "haproxy", "traefik", "aws-alb"}
-    expected = tuple(c.public_bytes(Encoding.DER) for c in chain) if carries_chain else ()
+    expected = tuple(c.public_bytes(Encoding.DER) for c in chain) if name in WITH_CHAIN else ()
     assert presented.chain == expected
     assert presented.source == name

@@ -474,7 +474,7 @@ async def test_ocsp_good_revoked_unknown(hierarchy, closing):
         await checker.prefetch([client.certificate, *chain])
     verified = validator.validate(good.certificate)
     assert verified.revocation == "good"
-    assert verified.expires_at <= NOW + dt.timedelta(days=1, minutes=1)
+    assert verified.expires_at <= dt.datetime.now(dt.UTC) + dt.timedelta(days=1, minutes=1)
     assert reason_of(validator, revoked.certificate) is RejectionReason.REVOKED
     assert reason_of(validator, stranger.certificate) is RejectionReason.REVOCATION_UNKNOWN
     soft, soft_checker = hierarchy.validator(ocsp="soft-fail")

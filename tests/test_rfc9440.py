@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from asgi_mtls import CertificateRejected, HeaderSource, RejectionReason
-from asgi_mtls.sources.rfc9440 import decode_client_cert, decode_client_cert_chain
+from asgi_mtls.sources.headers.rfc9440 import decode_client_cert, decode_client_cert_chain
 from asgi_mtls.testing import client_cert_chain_header, client_cert_header
 
 R = RejectionReason

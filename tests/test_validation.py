@@ -7,6 +7,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from asgi_mtls import CertificateValidator, RejectionReason
+from asgi_mtls.errors import ConfigurationError
 from asgi_mtls.testing import CertificateAuthority
 from tests.validate import reason_of
 
@@ -148,9 +149,9 @@ def test_trust_roots_from_file_bytes_and_lists(tmp_path, pki):
 
 
 def test_no_trust_roots_is_a_configuration_error(tmp_path):
-    with pytest.raises(ValueError, match="at least one trust root"):
+    with pytest.raises(ConfigurationError, match=r"^trust holds no certificate: give the CA"):
         CertificateValidator([])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigurationError, match=r"missing\.pem' does not exist"):
         CertificateValidator(tmp_path / "missing.pem")
 
 

@@ -30,18 +30,24 @@ exception is logged; it never allows, even under ``~`` (negation).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, TypeVar, overload
+from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
-from starlette.websockets import WebSocket
+from starlette.requests import HTTPConnection
 
-from asgi_mtls.errors import CertificateRejected, RejectionReason, log_rejection, send_rejection
+from asgi_mtls.authorization.endpoints import (
+    PUBLIC,
+    REQUIREMENTS_ATTRIBUTE,
+    Declarable,
+    F,
+    Public,
+    declared_requirements,
+    guard,
+    rejection_handler,
+    rejection_response,
+)
+from asgi_mtls.errors import CertificateRejected, RejectionReason
 from asgi_mtls.identity import ClientIdentity
 from asgi_mtls.identity.names import (
     NameKind,
@@ -51,7 +57,6 @@ from asgi_mtls.identity.names import (
     parse_trust_domain,
 )
 from asgi_mtls.inject import get_client_identity
-from asgi_mtls.sources.proxies import transport_peer
 
 __all__ = [
     "PUBLIC",
@@ -72,16 +77,12 @@ __all__ = [
 
 logger = logging.getLogger("asgi_mtls")
 
-F = TypeVar("F", bound=Callable[..., Any])
-#: The attribute on a decorated endpoint that lists what it declares (audit, deny_by_default).
-REQUIREMENTS_ATTRIBUTE: Final = "__asgi_mtls_requirements__"
-
 
 class _Denied(Exception):
     """A condition failed while deciding (already logged): the whole requirement denies."""
 
 
-class Requirement:
+class Requirement(Declarable):
     """Decides whether a client identity may call a route.  Subclasses implement
     :meth:`_matches` (may raise: the caller denies) and :meth:`describe`.
 
@@ -167,78 +168,13 @@ class Requirement:
     def __invert__(self) -> Requirement:
         return Not(self)
 
-    # -- FastAPI dependency and Starlette decorator ------------------------------------------
-
-    @property
-    def __wrapped__(self) -> Callable[[HTTPConnection], Any]:
-        # FastAPI: inspect.signature() and its coroutine check follow __wrapped__, so the
-        # dependency is awaited (no thread hop) and receives the HTTP connection.
-        return self._dependency
+    # -- as a FastAPI dependency and a Starlette decorator (see endpoints.py) ---------------
 
     async def _dependency(self, connection: HTTPConnection) -> ClientIdentity:
         return self.check(connection)
 
-    @overload
-    def __call__(self, connection: HTTPConnection) -> Any: ...
-
-    @overload
-    def __call__(self, connection: F) -> F: ...
-
-    def __call__(self, connection: Any) -> Any:
-        if isinstance(connection, HTTPConnection):
-            return self._dependency(connection)  # FastAPI awaits this coroutine
-        if callable(connection):
-            return self._decorate(connection)
-        raise TypeError("a requirement decorates an endpoint or serves as a dependency")
-
     def _decorate(self, endpoint: F) -> F:
-        if PUBLIC in declared_requirements(endpoint):
-            raise TypeError(f"{endpoint!r} is marked PUBLIC; it cannot also have a requirement")
-        parameters = list(inspect.signature(endpoint).parameters)
-        if "websocket" in parameters:
-            wrapper = self._decorate_websocket(endpoint, parameters.index("websocket"))
-            return self._mark(wrapper)  # type: ignore[return-value]
-        if "request" not in parameters:
-            raise TypeError(f'{endpoint!r} has no "request" or "websocket" parameter')
-        index = parameters.index("request")
-        is_async = inspect.iscoroutinefunction(endpoint)
-
-        @functools.wraps(endpoint)
-        async def http_wrapper(*args: Any, **kwargs: Any) -> Any:
-            request = kwargs.get("request", args[index] if index < len(args) else None)
-            if not isinstance(request, Request):
-                raise TypeError("the 'request' argument is not a starlette Request")
-            try:
-                self.check(request)
-            except CertificateRejected as exc:
-                _log_denied(request, exc)
-                return rejection_response(exc)
-            if is_async:
-                return await endpoint(*args, **kwargs)
-            return await run_in_threadpool(endpoint, *args, **kwargs)
-
-        return self._mark(http_wrapper)  # type: ignore[return-value]
-
-    def _mark(self, wrapper: Callable[..., Any]) -> Callable[..., Any]:
-        # functools.wraps copied the inner endpoint's marks; stacked decorators all apply.
-        setattr(wrapper, REQUIREMENTS_ATTRIBUTE, (*declared_requirements(wrapper), self))
-        return wrapper
-
-    def _decorate_websocket(self, endpoint: F, index: int) -> Callable[..., Any]:
-        @functools.wraps(endpoint)
-        async def websocket_wrapper(*args: Any, **kwargs: Any) -> None:
-            websocket = kwargs.get("websocket", args[index] if index < len(args) else None)
-            if not isinstance(websocket, WebSocket):
-                raise TypeError("the 'websocket' argument is not a starlette WebSocket")
-            try:
-                self.check(websocket)
-            except CertificateRejected as exc:
-                _log_denied(websocket, exc)
-                await send_rejection(websocket.scope, websocket.send, exc)
-                return
-            await endpoint(*args, **kwargs)
-
-        return websocket_wrapper
+        return guard(self, endpoint)
 
 
 class _Combination(Requirement):
@@ -436,94 +372,3 @@ def require_client(
     arguments any valid client is allowed.
     """
     return ClientRequirement(*alternatives, trust_domain=trust_domain, predicate=predicate)
-
-
-class Public:
-    """The ``PUBLIC`` marker: this route is deliberately open, with or without a certificate.
-
-    - decorator: ``@PUBLIC`` marks the endpoint and returns it unchanged;
-    - FastAPI dependency: ``Depends(PUBLIC)`` returns the identity or ``None``;
-    - path table value: ``policies={"/health": PUBLIC}``.
-
-    It allows everything; its point is to be *declared*, so that a ``deny_by_default`` app
-    serves the route and the audit lists it as public rather than forgotten.
-    """
-
-    _instance: Public | None = None
-
-    def __new__(cls) -> Public:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "PUBLIC"
-
-    def describe(self) -> str:
-        return "public"
-
-    @property
-    def __wrapped__(self) -> Callable[[HTTPConnection], Any]:
-        return self._dependency
-
-    async def _dependency(self, connection: HTTPConnection) -> ClientIdentity | None:
-        return get_client_identity(connection)
-
-    @overload
-    def __call__(self, connection: HTTPConnection) -> Any: ...
-
-    @overload
-    def __call__(self, connection: F) -> F: ...
-
-    def __call__(self, connection: Any) -> Any:
-        # FastAPI passes the dependency's argument by name: it must be "connection".
-        if isinstance(connection, HTTPConnection):
-            return self._dependency(connection)
-        if not callable(connection):
-            raise TypeError("PUBLIC decorates an endpoint or serves as a dependency")
-        marks = declared_requirements(connection)
-        if any(isinstance(mark, Requirement) for mark in marks):
-            raise TypeError(f"{connection!r} has a requirement; it cannot also be PUBLIC")
-        setattr(connection, REQUIREMENTS_ATTRIBUTE, (*marks, self))
-        return connection
-
-
-#: The public marker (see :class:`Public`).
-PUBLIC: Final = Public()
-
-
-def declared_requirements(endpoint: object) -> tuple[Requirement | Public, ...]:
-    """What the decorators on ``endpoint`` declared (requirements, or ``PUBLIC``)."""
-    marks = getattr(endpoint, REQUIREMENTS_ATTRIBUTE, ())
-    return tuple(m for m in marks if isinstance(m, Requirement | Public))
-
-
-def rejection_response(exc: CertificateRejected) -> Response:
-    """The JSON response of a refused HTTP request (``no-store``)."""
-    return Response(
-        exc.json_body(),
-        status_code=exc.status_code,
-        media_type="application/json",
-        headers={"cache-control": "no-store"},
-    )
-
-
-def _log_denied(connection: HTTPConnection, exc: CertificateRejected) -> None:
-    log_rejection(connection.scope, exc, transport_peer(connection.scope, trust_scope_client=False))
-
-
-async def rejection_handler(connection: HTTPConnection, exc: Exception) -> Response | None:
-    """A Starlette/FastAPI exception handler for :class:`CertificateRejected`.
-
-    ``MTLSMiddleware`` registers it by itself when added with ``app.add_middleware(...)``;
-    register it yourself (``app.add_exception_handler(CertificateRejected,
-    rejection_handler)``) if you wrap the app from outside instead.  HTTP gets the JSON error;
-    a WebSocket is denied before accept (HTTP response or close 1008).
-    """
-    if not isinstance(exc, CertificateRejected):  # pragma: no cover - registered for it only
-        raise exc
-    _log_denied(connection, exc)
-    if isinstance(connection, WebSocket):
-        await send_rejection(connection.scope, connection.send, exc)
-        return None
-    return rejection_response(exc)

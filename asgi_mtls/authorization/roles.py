@@ -59,6 +59,7 @@ from asgi_mtls.authorization.matchers import (
     trust_domain,
 )
 from asgi_mtls.authorization.requirements import AllOf, AnyOf, Requirement
+from asgi_mtls.errors import ConfigurationError
 from asgi_mtls.identity import ClientIdentity
 
 __all__ = ["RoleConfigError", "RoleMap", "load_roles"]
@@ -78,7 +79,7 @@ _RULE_KEYS: Final[dict[str, Callable[..., Requirement]]] = {
 }
 
 
-class RoleConfigError(ValueError):
+class RoleConfigError(ConfigurationError):
     """A role map that cannot be used: unreadable file, unknown key, invalid value."""
 
 

@@ -24,10 +24,11 @@ from typing import Any, Final
 
 from starlette.routing import BaseRoute, Host, Match, Mount, Router
 
+from asgi_mtls.authorization.endpoints import Declarable, declared_requirements
 from asgi_mtls.authorization.policies import PathPolicies, PathTable, PolicyValue, route_path
-from asgi_mtls.authorization.requirements import Public, Requirement, declared_requirements
+from asgi_mtls.authorization.requirements import Public, Requirement
 from asgi_mtls.authorization.roles import RoleMap
-from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.errors import CertificateRejected, ConfigurationError, RejectionReason
 from asgi_mtls.identity import ClientIdentity
 
 __all__ = [
@@ -50,7 +51,7 @@ class Declaration:
     """One thing a route declares: where it comes from and what it is."""
 
     source: str  # "decorator", "dependency", "policy /admin/*", "require_certificate"
-    requirement: Requirement | Public
+    requirement: Declarable
 
     def to_json(self) -> dict[str, str]:
         return {"source": self.source, "allowed": self.requirement.describe()}
@@ -238,6 +239,26 @@ def _answers_404(router: Router) -> bool:
 # -- the middleware's authorization, before the app runs ------------------------------------
 
 
+def _check_exempt_policies(policies: PathPolicies, exempt: PathTable[bool]) -> None:
+    """A policy that requires a certificate on a path where none is ever read can never be
+    met: a :class:`ConfigurationError` at startup rather than a 401 for every client."""
+    exempt_prefixes = [pattern for pattern, _ in exempt if pattern.endswith("*")]
+    exempt_exact = {pattern for pattern, _ in exempt if not pattern.endswith("*")}
+    for pattern, policy in policies:
+        if not isinstance(policy, Requirement):
+            continue
+        key = pattern.removesuffix("*")
+        covering = [p for p in exempt_prefixes if key.startswith(p.removesuffix("*"))]
+        if pattern in exempt_exact:
+            covering.append(pattern)
+        if covering:
+            raise ConfigurationError(
+                f"policies[{pattern!r}] requires a client certificate, but exempt_paths "
+                f"{covering[0]!r} reads none there, so it can never be met: remove the path "
+                "from exempt_paths or make the policy PUBLIC"
+            )
+
+
 class RouteAuthorizer:
     """What the middleware decides about a request before the app runs.
 
@@ -266,8 +287,11 @@ class RouteAuthorizer:
         self.require_certificate = require_certificate
         self.exempt_paths = PathTable([(path, True) for path in exempt_paths], "exempt path")
         self.roles = roles
+        _check_exempt_policies(self.policies, self.exempt_paths)
         # Built now, so that an app whose routes cannot be found fails at startup.
         self.gate = RouteGate(app) if deny_by_default else None
+        #: Whether :meth:`authorize` can refuse anything (else the middleware skips it).
+        self.active = bool(self.policies) or deny_by_default or require_certificate
 
     def is_exempt(self, path: str) -> bool:
         """No certificate is read on ``path`` (a route path, see ``route_path``)."""

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from asgi_mtls.errors import CertificateRejected
+from asgi_mtls.errors import CertificateRejected, ConfigurationError
 from asgi_mtls.identity import ClientIdentity, build_identity, resolve_principal_strategy
 from asgi_mtls.sources.encoding import pem_certificates_to_der
 from asgi_mtls.validation import CertificateValidator
@@ -23,7 +23,7 @@ __all__ = ["add_parser", "identity_json", "run"]
 def add_parser(commands: Any) -> None:
     check = commands.add_parser("check", help="validate a client certificate as the app would")
     check.add_argument("certificate", help="PEM file: the leaf, optionally followed by its chain")
-    check.add_argument("--trust", required=True, help="PEM file of trust roots")
+    check.add_argument("--trust", help="PEM file of trust roots (required)")
     check.add_argument("--intermediates", help="PEM file of intermediate CAs")
     check.add_argument("--principal", default="default", help="principal strategy")
     check.set_defaults(run=run)
@@ -51,6 +51,11 @@ def identity_json(identity: ClientIdentity) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.trust:
+        raise ConfigurationError(
+            "check needs --trust ROOTS.pem to validate against; to decode a certificate "
+            f"without one, run 'asgi-mtls inspect {args.certificate}'"
+        )
     validator = CertificateValidator(args.trust, intermediates=args.intermediates)
     try:
         leaf, *chain = pem_certificates_to_der(Path(args.certificate).read_text(errors="replace"))

@@ -87,11 +87,14 @@ class ClientIdentity:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def _memo(self, key: str, compute: Callable[[], _T]) -> _T:
+    def memo(self, key: str, compute: Callable[..., _T], *args: object) -> _T:
+        """``compute(*args)`` once per identity, kept under ``key``: for values derived from
+        the identity alone (display strings, digests, an integration's per-identity objects).
+        The identity is shared by every request of the same certificate."""
         try:
             return self._computed[key]  # type: ignore[return-value]
         except KeyError:
-            value = self._computed[key] = compute()
+            value = self._computed[key] = compute(*args)
             return value
 
     @property
@@ -100,16 +103,16 @@ class ClientIdentity:
 
     @property
     def subject(self) -> str:
-        return self._memo("subject", self.certificate.subject.rfc4514_string)
+        return self.memo("subject", self.certificate.subject.rfc4514_string)
 
     @property
     def issuer(self) -> str:
-        return self._memo("issuer", self.certificate.issuer.rfc4514_string)
+        return self.memo("issuer", self.certificate.issuer.rfc4514_string)
 
     @property
     def fingerprint_sha256(self) -> str:
         """SHA-256 of the DER certificate, lowercase hex."""
-        return self._memo(
+        return self.memo(
             "fingerprint",
             lambda: hashlib.sha256(
                 self.certificate.public_bytes(serialization.Encoding.DER)
@@ -119,7 +122,7 @@ class ClientIdentity:
     @property
     def spki_sha256(self) -> str:
         """SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex."""
-        return self._memo("spki", lambda: _spki_sha256(self.certificate))
+        return self.memo("spki", lambda: _spki_sha256(self.certificate))
 
     @property
     def serial_number(self) -> int:

@@ -14,6 +14,7 @@ from typing import Final
 from urllib.parse import unquote
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.errors import malformed as _malformed
 
 __all__ = [
     "base64_der",
@@ -30,10 +31,6 @@ __all__ = [
 
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----")
 _WHITESPACE = re.compile(r"\s+")
-
-
-def _malformed(detail: str) -> CertificateRejected:
-    return CertificateRejected(RejectionReason.MALFORMED, detail)
 
 
 def check_size(value: str, limit: int, what: str) -> None:

@@ -68,7 +68,7 @@ class TLSExtensionSource:
             )
         ders = []
         for position, item in enumerate(chain):
-            assert item is not None
+            assert isinstance(item, str)
             check_size(item, self.max_certificate_chars, "client_cert_chain entry")
             if position == 0:
                 ders.append(server_pem_to_der(item))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: What ``CertificateSource.find`` returns: the raw values as received, hashable, so they can
-#: key the verification cache without being decoded first.
-RawValues = tuple[str | None, ...]
+#: key the verification cache without being decoded first.  Each source gives them its own
+#: shape (``decode`` of the same source reads them back).
+RawValues = tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import Store
 
+from asgi_mtls.validation.trust_checks import check_trust_roots, read_certificates
+
 __all__ = [
     "CertificateInput",
     "PinInput",
@@ -53,24 +55,27 @@ CertificateInput = (
 PinInput = os.PathLike[str] | Iterable[str | bytes | x509.Certificate]
 
 
-def _load_one(item: str | os.PathLike[str] | bytes | x509.Certificate) -> list[x509.Certificate]:
+def _load_one(
+    item: str | os.PathLike[str] | bytes | x509.Certificate, option: str
+) -> list[x509.Certificate]:
     if isinstance(item, x509.Certificate):
         return [item]
-    data = item if isinstance(item, bytes) else Path(item).read_bytes()
-    if b"-----BEGIN" in data:
-        return x509.load_pem_x509_certificates(data)
-    return [x509.load_der_x509_certificate(data)]
+    return read_certificates(item, option)
 
 
-def load_certificates(source: CertificateInput | None) -> list[x509.Certificate]:
-    """Load certificates from any :data:`CertificateInput` (see there)."""
+def load_certificates(
+    source: CertificateInput | None, option: str = "trust"
+) -> list[x509.Certificate]:
+    """Load certificates from any :data:`CertificateInput` (see there).  A file or bytes that
+    hold no certificate is a :class:`~asgi_mtls.errors.ConfigurationError` naming ``option``
+    and the file."""
     if source is None:
         return []
     if isinstance(source, (str, os.PathLike, bytes, x509.Certificate)):
-        return _load_one(source)
+        return _load_one(source, option)
     certificates: list[x509.Certificate] = []
     for item in source:
-        certificates += _load_one(item)
+        certificates += _load_one(item, option)
     return certificates
 
 
@@ -211,8 +216,7 @@ class TrustState:
         pinned_certificates: frozenset[bytes] = frozenset(),
         pinned_keys: frozenset[bytes] = frozenset(),
     ) -> TrustState:
-        if not roots:
-            raise ValueError("CertificateValidator needs at least one trust root")
+        check_trust_roots(roots)
         if allowed_issuers is not None and not allowed_issuers:
             raise ValueError("allowed_issuers is empty: no client could ever be accepted")
         content = hashlib.sha256()
@@ -329,11 +333,13 @@ class TrustSource:
     def load(self) -> TrustState:
         """Read every input (files now) into a new :class:`TrustState`; raises on bad input."""
         allowed = (
-            None if self._allowed_issuers is None else load_certificates(self._allowed_issuers)
+            None
+            if self._allowed_issuers is None
+            else load_certificates(self._allowed_issuers, "allowed_issuers")
         )
         return TrustState.build(
             load_certificates(self._trust_roots),
-            load_certificates(self._intermediates),
+            load_certificates(self._intermediates, "intermediates"),
             allowed_issuers=allowed,
             pinned_certificates=_pin_digests(self._pinned_certificates, certificate_sha256),
             pinned_keys=_pin_digests(self._pinned_keys, spki_sha256),

@@ -36,39 +36,41 @@ Trust material lives in one immutable :class:`~asgi_mtls.validation.trust.TrustS
 
 A never-seen certificate should cost its signatures and little more (issue #10): what
 depends only on the trust material (the keys of the configured CAs, their name constraints,
-the worst path search they allow) is worked out once per snapshot (:class:`_Snapshot`); the
-verifier is built once per snapshot and second (:mod:`~asgi_mtls.validation.verifiers`);
-presented copies of configured certificates are dropped before they are parsed
-(:mod:`~asgi_mtls.validation.paths`).  Module map: :mod:`~asgi_mtls.validation.leaf` (the
-leaf pre-checks), :mod:`~asgi_mtls.validation.constraints` (name constraints),
-:mod:`~asgi_mtls.validation.policy` (keys and signatures).
+the worst path search they allow) is worked out once per snapshot
+(:mod:`~asgi_mtls.validation.snapshot`); the verifier is built once per snapshot and second
+(:mod:`~asgi_mtls.validation.verifiers`); presented copies of configured certificates are
+dropped before they are parsed (:mod:`~asgi_mtls.validation.paths`).  Module map:
+:mod:`~asgi_mtls.validation.leaf` (the leaf pre-checks), :mod:`~asgi_mtls.validation.constraints`
+(name constraints), :mod:`~asgi_mtls.validation.policy` (keys and signatures),
+:mod:`~asgi_mtls.validation.reload` (hot reload).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 from cryptography import x509
 from cryptography.x509.verification import VerificationError
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
-from asgi_mtls.validation.constraints import check_name_constraints, name_constraints
+from asgi_mtls.validation.constraints import check_name_constraints
+from asgi_mtls.validation.explain import untrusted_detail
 from asgi_mtls.validation.leaf import LeafChecks
 from asgi_mtls.validation.paths import (
     MAX_PATH_CANDIDATES,
     IssuerGraph,
     distinct_hints,
     parse_presented,
-    worst_case_search,
 )
 from asgi_mtls.validation.policy import RSA_FLOOR_BITS, CertificatePolicy, describe_certificate
 from asgi_mtls.validation.public_roots import MAX_SELF_SIGNED_ROOTS
 from asgi_mtls.validation.reload import TrustKeeper
 from asgi_mtls.validation.revocation import RevocationChecker
+from asgi_mtls.validation.snapshot import Snapshot
 from asgi_mtls.validation.trust import (
     CertificateInput,
     PinInput,
@@ -99,25 +101,6 @@ class VerifiedChain:
     expires_at: dt.datetime
     #: ``"good"``, ``"unknown"`` (accepted under a soft-fail policy) or ``"not_checked"``.
     revocation: Literal["good", "unknown", "not_checked"] = "not_checked"
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """A trust snapshot with what one validator derives from it once, not per request.
-
-    ``cleared`` lists the configured roots and intermediates that pass every check made on
-    the path above the leaf (the key policy, the signature algorithm policy, no
-    nameConstraints), with their notAfter.  They are keyed by ``id()``: cryptography hands
-    back the very objects it was given in the verified chain, the snapshot keeps them alive
-    (so no other object can share an ``id``), and a certificate not found there (a
-    presented hint, a configured CA that fails a check) is checked in full, per request.
-    """
-
-    trust: TrustState
-    cleared: Mapping[int, dt.datetime] = field(repr=False)
-    #: No leaf presented without hints can exceed the path-search bound
-    #: (:func:`~asgi_mtls.validation.paths.worst_case_search`).
-    small_search: bool = False
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -215,7 +198,7 @@ class CertificateValidator:
         )
         self._keeper = TrustKeeper(
             source,
-            self._prepare,
+            lambda state: Snapshot.prepare(state, self.policy, self._depth),
             allow_public_roots=allow_public_roots,
             max_self_signed_roots=max_self_signed_roots,
             revocation=revocation,
@@ -225,41 +208,6 @@ class CertificateValidator:
     def __repr__(self) -> str:
         subjects = [root.subject.rfc4514_string() for root in self.trust_roots]
         return f"CertificateValidator(trust_roots={subjects!r})"
-
-    def _prepare(self, state: TrustState) -> _Snapshot:
-        """What this validator derives from ``state`` once.  CA certificates whose key the
-        policy refuses are kept (a path through them is ``weak_key``) but logged: they can
-        never be used."""
-        cleared: dict[int, dt.datetime] = {}
-        unusable = []
-        for certificate in (*state.roots, *state.intermediates):
-            try:
-                problem = self.policy.key_problem(certificate)
-            except ValueError as exc:
-                problem = f"undecodable key: {exc}"
-            if problem is not None:
-                unusable.append(f"{describe_certificate(certificate)}: {problem}")
-            elif name_constraints(certificate) is None and self._signature_ok(certificate):
-                cleared[id(certificate)] = certificate.not_valid_after_utc
-        if unusable:
-            logger.warning(
-                "%d configured CA certificate(s) can never be part of an accepted path (key "
-                "policy, weak_key): %s",
-                len(unusable),
-                "; ".join(unusable),
-            )
-        return _Snapshot(
-            trust=state,
-            cleared=cleared,
-            small_search=worst_case_search(state, self._depth) <= MAX_PATH_CANDIDATES,
-        )
-
-    def _signature_ok(self, certificate: x509.Certificate) -> bool:
-        try:
-            self.policy.check_signature(certificate, "intermediate")
-        except CertificateRejected:
-            return False
-        return True
 
     @property
     def min_rsa_bits(self) -> int:
@@ -343,7 +291,7 @@ class CertificateValidator:
         path = tuple(verified.chain)
         problem = leaf_san_problem(leaf_certificate)
         if problem is not None:  # the rule the end-entity policy leaves to us (verifiers.py)
-            raise self._path_refusal(problem, leaf_certificate, hints, trust, graph)
+            raise self._path_refusal(problem, leaf_certificate, hints, trust, graph, explain=False)
         expires_at = self._check_path(path, snapshot)
         if trust.allowed_issuers is not None and (
             len(path) < 2 or not trust.issuer_allowed(path[1])
@@ -375,10 +323,13 @@ class CertificateValidator:
         hints: list[x509.Certificate],
         trust: TrustState,
         graph: IssuerGraph | None,
+        *,
+        explain: bool = True,
     ) -> CertificateRejected:
         """Path building failed (``why``): ``untrusted``, or ``weak_key`` naming the issuer
         when a key the policy refuses is on the way to a root (cryptography refuses DSA and
-        small-curve issuers without saying which)."""
+        small-curve issuers without saying which).  With ``explain``, an ``untrusted`` detail
+        names the missing link (:func:`~asgi_mtls.validation.explain.untrusted_detail`)."""
         graph = graph if graph is not None else IssuerGraph(leaf, hints, trust)
         weak = graph.weak_issuer(self.policy, self._depth)
         if weak is not None:
@@ -387,15 +338,16 @@ class CertificateValidator:
                 RejectionReason.WEAK_KEY,
                 f"{role} {describe_certificate(certificate)}: {problem} ({why})",
             )
-        return CertificateRejected(RejectionReason.UNTRUSTED, why)
+        detail = untrusted_detail(leaf, hints, trust, why) if explain else why
+        return CertificateRejected(RejectionReason.UNTRUSTED, detail)
 
-    def _check_path(self, path: tuple[x509.Certificate, ...], snapshot: _Snapshot) -> dt.datetime:
+    def _check_path(self, path: tuple[x509.Certificate, ...], snapshot: Snapshot) -> dt.datetime:
         """The checks of the validated path above the leaf: keys (``weak_key``), signature
         algorithms of the intermediates (``weak_signature``; the anchor's self-signature is
         not relied upon) and the name constraints cryptography does not apply
         (``untrusted``).  Returns the earliest notAfter of the path.
 
-        A path made of cleared configured certificates (see :class:`_Snapshot`) passes them
+        A path made of cleared configured certificates (see :class:`Snapshot`) passes them
         all by construction: only the notAfters are read.
         """
         cleared = snapshot.cleared

@@ -33,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from asgi_mtls import CertificateRejected, HeaderSource, RejectionReason
 from asgi_mtls.sources.encoding import url_encoded_pem_to_der
-from asgi_mtls.sources.xfcc import decode_xfcc, parse_xfcc
+from asgi_mtls.sources.headers.envoy import decode_xfcc, parse_xfcc
 from asgi_mtls.testing import IssuedCertificate, xfcc_header
 from tests.apps import PAYMENTS
 

@@ -24,7 +24,7 @@ Two checks close that at the root, and each is enough on its own for a single ho
    the count wrong.  Elements a client wrote itself (``APPEND_FORWARD`` at the edge) do too.
 2. **Every element that carries a certificate must say exactly what Envoy would write for
    that certificate**: ``Hash`` is its SHA-256 (lower-case hex), ``Subject`` is its subject
-   printed as BoringSSL does (:func:`asgi_mtls.sources.openssl_dn.envoy_subject`), the
+   printed as BoringSSL does (:func:`asgi_mtls.sources.headers.envoy_subject.envoy_subject`), the
    ``URI`` pairs are its URI SANs in order (one empty ``URI=`` if it has none), the ``DNS``
    pairs its DNS SANs in order.  ``Subject``/``URI``/``DNS`` may be absent (Envoy configured
    without them), never partial.  A SAN that contains ``,`` or ``;`` or any character the
@@ -55,23 +55,28 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from cryptography import x509
 
-from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.errors import CertificateRejected, RejectionReason, malformed
 from asgi_mtls.sources.encoding import url_encoded_pem_to_der
-from asgi_mtls.sources.openssl_dn import envoy_subject
+from asgi_mtls.sources.headers.envoy_subject import envoy_subject
+from asgi_mtls.sources.headers.format import OWS, DecodeOptions, HeaderFormat
 
 __all__ = [
+    "FORMATS",
     "XfccElement",
     "XfccPair",
-    "check_xfcc_options",
     "decode_xfcc",
     "envoy_names",
     "parse_xfcc",
 ]
+
+#: The header Envoy writes.
+HEADER: Final = "x-forwarded-client-cert"
 
 #: Keys Envoy writes, lowercased.  Anything else is refused.
 KNOWN_KEYS: Final = frozenset({"by", "hash", "cert", "chain", "subject", "uri", "dns"})
@@ -80,13 +85,13 @@ SINGLE_KEYS: Final = frozenset({"hash", "cert", "chain", "subject"})
 #: Keys whose value Envoy always double-quotes; every other key it never quotes.
 QUOTED_KEYS: Final = frozenset({"cert", "chain", "subject"})
 
-_OWS = " \t"
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _ENVOY_HASH = re.compile(r"[0-9a-f]{64}")
 
 
-def _malformed(detail: str) -> CertificateRejected:
-    return CertificateRejected(RejectionReason.MALFORMED, f"x-forwarded-client-cert: {detail}")
+def _invalid(detail: str) -> CertificateRejected:
+    """``malformed``, the detail naming the header (a rejection's log line names no source)."""
+    return malformed(f"{HEADER}: {detail}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +144,7 @@ class _Scanner:
         while self.pos < len(self.text) and self.text[self.pos] in _KEY_CHARS:
             self.pos += 1
         if self.pos == start:
-            raise _malformed(f"expected a key at offset {start}")
+            raise _invalid(f"expected a key at offset {start}")
         return self.text[start : self.pos]
 
     def quoted(self) -> str:
@@ -156,10 +161,10 @@ class _Scanner:
                 self.pos += 1
                 return "".join(out)
             if char < " " or char == "\x7f":
-                raise _malformed(f"control character in the quoted value at offset {self.pos}")
+                raise _invalid(f"control character in the quoted value at offset {self.pos}")
             out.append(char)
             self.pos += 1
-        raise _malformed(f"unterminated quoted value starting at offset {start}")
+        raise _invalid(f"unterminated quoted value starting at offset {start}")
 
     def unquoted(self) -> str:
         start = self.pos
@@ -167,9 +172,9 @@ class _Scanner:
         while self.pos < len(text) and text[self.pos] not in ";,":
             char = text[self.pos]
             if char == '"':
-                raise _malformed(f"a quote inside an unquoted value at offset {self.pos}")
+                raise _invalid(f"a quote inside an unquoted value at offset {self.pos}")
             if char <= " " or char == "\x7f":
-                raise _malformed(f"whitespace or control character at offset {self.pos}")
+                raise _invalid(f"whitespace or control character at offset {self.pos}")
             self.pos += 1
         return text[start : self.pos]
 
@@ -181,33 +186,32 @@ def parse_xfcc(value: str) -> list[XfccElement]:
     single-valued key) for anything outside the grammar in the module docstring.  Only the
     grammar is checked here; :func:`decode_xfcc` checks the elements against certificates.
     """
-    scanner = _Scanner(value.strip(_OWS))
+    scanner = _Scanner(value.strip(OWS))
     if scanner.at_end():
-        raise _malformed("empty header")
+        raise _invalid("empty header")
     elements: list[XfccElement] = []
     pairs: list[XfccPair] = []
     while True:
         key = scanner.key().lower()
         if key not in KNOWN_KEYS:
-            raise _malformed(f"unknown key {key[:40]!r}")
+            raise _invalid(f"unknown key {key[:40]!r}")
         if scanner.peek() != "=":
-            raise _malformed(f"key {key!r} without '='")
+            raise _invalid(f"key {key!r} without '='")
         scanner.pos += 1
         start = scanner.pos
         if scanner.peek() == '"':
             if key not in QUOTED_KEYS:
-                raise _malformed(f"Envoy never quotes the value of {key!r}")
+                raise _invalid(f"Envoy never quotes the value of {key!r}")
             item = scanner.quoted()
             if not scanner.at_end() and scanner.peek() not in ";,":
-                raise _malformed(f"unexpected data after the quoted value of {key!r}")
+                raise _invalid(f"unexpected data after the quoted value of {key!r}")
         else:
             if key in QUOTED_KEYS:
-                raise _malformed(f"the value of {key!r} must be quoted")
+                raise _invalid(f"the value of {key!r} must be quoted")
             item = scanner.unquoted()
         if key in SINGLE_KEYS and any(pair.key == key for pair in pairs):
             raise CertificateRejected(
-                RejectionReason.DUPLICATE_HEADER,
-                f"x-forwarded-client-cert: {key!r} appears twice in one element",
+                RejectionReason.DUPLICATE_HEADER, f"{HEADER}: {key!r} appears twice in one element"
             )
         pairs.append(XfccPair(key, item, scanner.text[start : scanner.pos]))
         if scanner.at_end():
@@ -219,7 +223,7 @@ def parse_xfcc(value: str) -> list[XfccElement]:
             elements.append(XfccElement(tuple(pairs)))
             pairs = []
         if scanner.at_end():
-            raise _malformed(f"trailing {separator!r}")
+            raise _invalid(f"trailing {separator!r}")
 
 
 def envoy_names(certificate: x509.Certificate) -> tuple[list[str], list[str]]:
@@ -234,17 +238,6 @@ def envoy_names(certificate: x509.Certificate) -> tuple[list[str], list[str]]:
     return uris or [""], sans.get_values_for_type(x509.DNSName)
 
 
-def check_xfcc_options(*, elements: int, element: int) -> None:
-    """``elements`` is a positive count and ``element`` one of its indexes (``ValueError`` /
-    ``TypeError`` otherwise: a configuration that could never match a header)."""
-    if isinstance(elements, bool) or not isinstance(elements, int) or elements < 1:
-        raise ValueError(f"elements must be a positive int, got {elements!r}")
-    if isinstance(element, bool) or not isinstance(element, int):
-        raise TypeError("element must be an int")
-    if not -elements <= element < elements:
-        raise ValueError(f"element {element} does not exist among {elements} element(s)")
-
-
 def _certificate(index: int, element: XfccElement) -> tuple[bytes, tuple[bytes, ...]] | None:
     """``(leaf DER, rest of Chain)`` of an element, or ``None`` when it carries neither
     ``Cert`` nor ``Chain``."""
@@ -255,13 +248,13 @@ def _certificate(index: int, element: XfccElement) -> tuple[bytes, tuple[bytes, 
     if cert is not None:
         leaves = url_encoded_pem_to_der(cert, what=f"XFCC element {index} Cert")
         if len(leaves) != 1:
-            raise _malformed(f"element {index}: Cert holds {len(leaves)} certificates")
+            raise _invalid(f"element {index}: Cert holds {len(leaves)} certificates")
         leaf = leaves[0]
     rest: tuple[bytes, ...] = ()
     if chain is not None:
         chain_ders = url_encoded_pem_to_der(chain, what=f"XFCC element {index} Chain")
         if leaf is not None and chain_ders[0] != leaf:
-            raise _malformed(f"element {index}: the first certificate of Chain is not the Cert")
+            raise _invalid(f"element {index}: the first certificate of Chain is not the Cert")
         leaf, rest = chain_ders[0], tuple(chain_ders[1:])
     assert leaf is not None
     return leaf, rest
@@ -271,21 +264,21 @@ def _check_names(index: int, element: XfccElement, leaf: bytes) -> None:
     """The element's ``Hash``, ``Subject``, ``URI`` and ``DNS`` are exactly what Envoy writes
     for ``leaf`` (compared as written, quotes and escapes included)."""
     if element.raw_values("hash") != [hashlib.sha256(leaf).hexdigest()]:
-        raise _malformed(f"element {index}: Hash does not match the certificate")
+        raise _invalid(f"element {index}: Hash does not match the certificate")
     subjects = element.raw_values("subject")
     try:
         certificate = x509.load_der_x509_certificate(leaf)
         uris, dns = envoy_names(certificate)
         subject = f'"{envoy_subject(certificate)}"' if subjects else None
     except ValueError as exc:  # an unparseable certificate, extension or subject
-        raise _malformed(f"element {index}: unreadable certificate ({exc})") from None
+        raise _invalid(f"element {index}: unreadable certificate ({exc})") from None
     if subjects and subjects != [subject]:
-        raise _malformed(f"element {index}: Subject is not the certificate's subject")
+        raise _invalid(f"element {index}: Subject is not the certificate's subject")
     written_uris, written_dns = element.raw_values("uri"), element.raw_values("dns")
     if written_uris and written_uris != uris:
-        raise _malformed(f"element {index}: URI pairs are not the certificate's URI SANs")
+        raise _invalid(f"element {index}: URI pairs are not the certificate's URI SANs")
     if written_dns and written_dns != dns:
-        raise _malformed(f"element {index}: DNS pairs are not the certificate's DNS SANs")
+        raise _invalid(f"element {index}: DNS pairs are not the certificate's DNS SANs")
 
 
 def decode_xfcc(
@@ -309,10 +302,10 @@ def decode_xfcc(
       (the proxy lacks ``set_current_client_cert_details: {cert: true}``).  A request without
       any certificate carries no XFCC at all.
     """
-    check_xfcc_options(elements=elements, element=element)
+    DecodeOptions(elements=elements, element=element)  # ValueError / TypeError when impossible
     parsed = parse_xfcc(value)
     if len(parsed) != elements:
-        raise _malformed(
+        raise _invalid(
             f"{len(parsed)} element(s), expected {elements} (one per trusted Envoy hop; more "
             "means a client-written element or a separator inside a certificate name)"
         )
@@ -320,15 +313,24 @@ def decode_xfcc(
     for index, item in enumerate(parsed):
         hashes = item.raw_values("hash")
         if len(hashes) != 1 or not _ENVOY_HASH.fullmatch(hashes[0]):
-            raise _malformed(f"element {index}: no lower-case hex SHA-256 Hash")
+            raise _invalid(f"element {index}: no lower-case hex SHA-256 Hash")
         found = _certificate(index, item)
         if found is not None:
             _check_names(index, item, found[0])
         if index == element % elements:
             chosen = found
     if chosen is None:
-        raise _malformed(
+        raise _invalid(
             f"element {element} carries no Cert or Chain (configure Envoy's "
             "set_current_client_cert_details with cert: true)"
         )
     return chosen
+
+
+def _decode(
+    cert: str, chain: Sequence[str], options: DecodeOptions
+) -> tuple[bytes, tuple[bytes, ...]]:
+    return decode_xfcc(cert, elements=options.elements, element=options.element)
+
+
+FORMATS: Final = (HeaderFormat("envoy", HEADER, _decode, reads_options=True),)

@@ -3,7 +3,7 @@
 Envoy writes ``Subject="<name>"`` where ``<name>`` is ``X509_NAME_print_ex(...,
 XN_FLAG_RFC2253)`` of the client certificate's subject (BoringSSL).  asgi-mtls recomputes that
 string from the certificate to check that an XFCC element's ``Subject`` belongs to the
-element's ``Cert`` (``asgi_mtls.sources.xfcc``); it is never used as an identity.
+element's ``Cert`` (``asgi_mtls.sources.headers.envoy``); it is never used as an identity.
 
 The string differs from RFC 4514 (``x509.Name.rfc4514_string``) in ways that matter for an
 exact comparison; each rule below was checked against Envoy 1.40's real output

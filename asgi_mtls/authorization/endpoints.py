@@ -1,0 +1,208 @@
+"""Requirements and ``PUBLIC`` as Starlette endpoint decorators and FastAPI dependencies.
+
+One object serves both ways (:class:`Declarable`): called with an HTTP connection it is a
+FastAPI dependency (``Depends(require_client(...))``); called with an endpoint it decorates
+it (``@require_client(...)``).  A decorated endpoint carries the marks of what it declares
+(:func:`declared_requirements`), which the audit and the ``deny_by_default`` gate read.  The
+handlers turn a refusal into the same JSON answer and log line as the middleware's.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from asgi_mtls.errors import CertificateRejected, log_rejection, send_rejection
+from asgi_mtls.identity import ClientIdentity
+from asgi_mtls.inject import get_client_identity
+from asgi_mtls.sources.proxies import transport_peer
+
+if TYPE_CHECKING:
+    from asgi_mtls.authorization.requirements import Requirement
+
+__all__ = [
+    "PUBLIC",
+    "REQUIREMENTS_ATTRIBUTE",
+    "Declarable",
+    "Public",
+    "declared_requirements",
+    "guard",
+    "rejection_handler",
+    "rejection_response",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: The attribute on a decorated endpoint that lists what it declares (audit, deny_by_default).
+REQUIREMENTS_ATTRIBUTE: Final = "__asgi_mtls_requirements__"
+
+
+class Declarable:
+    """A requirement or ``PUBLIC``: a FastAPI dependency and a Starlette decorator at once."""
+
+    async def _dependency(self, connection: HTTPConnection) -> Any:
+        raise NotImplementedError
+
+    def _decorate(self, endpoint: F) -> F:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def __wrapped__(self) -> Callable[[HTTPConnection], Any]:
+        # FastAPI: inspect.signature() and its coroutine check follow __wrapped__, so the
+        # dependency is awaited (no thread hop) and receives the HTTP connection (by the
+        # parameter name "connection").
+        return self._dependency
+
+    @overload
+    def __call__(self, connection: HTTPConnection) -> Any: ...
+
+    @overload
+    def __call__(self, connection: F) -> F: ...
+
+    def __call__(self, connection: Any) -> Any:
+        if isinstance(connection, HTTPConnection):
+            return self._dependency(connection)  # FastAPI awaits this coroutine
+        if callable(connection):
+            return self._decorate(connection)
+        raise TypeError(f"{self!r} decorates an endpoint or serves as a dependency")
+
+
+def declared_requirements(endpoint: object) -> tuple[Declarable, ...]:
+    """What the decorators on ``endpoint`` declared (requirements, or ``PUBLIC``)."""
+    marks = getattr(endpoint, REQUIREMENTS_ATTRIBUTE, ())
+    return tuple(mark for mark in marks if isinstance(mark, Declarable))
+
+
+def _mark(wrapper: Callable[..., Any], declaration: Declarable) -> Callable[..., Any]:
+    # functools.wraps copied the inner endpoint's marks; stacked decorators all apply.
+    setattr(wrapper, REQUIREMENTS_ATTRIBUTE, (*declared_requirements(wrapper), declaration))
+    return wrapper
+
+
+def guard(requirement: Requirement, endpoint: F) -> F:
+    """``endpoint`` (sync or async HTTP, or WebSocket) refusing clients ``requirement``
+    does not allow, before it runs."""
+    if PUBLIC in declared_requirements(endpoint):
+        raise TypeError(f"{endpoint!r} is marked PUBLIC; it cannot also have a requirement")
+    parameters = list(inspect.signature(endpoint).parameters)
+    if "websocket" in parameters:
+        wrapper = _guard_websocket(requirement, endpoint, parameters.index("websocket"))
+        return _mark(wrapper, requirement)  # type: ignore[return-value]
+    if "request" not in parameters:
+        raise TypeError(f'{endpoint!r} has no "request" or "websocket" parameter')
+    index = parameters.index("request")
+    is_async = inspect.iscoroutinefunction(endpoint)
+
+    @functools.wraps(endpoint)
+    async def http_wrapper(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs.get("request", args[index] if index < len(args) else None)
+        if not isinstance(request, Request):
+            raise TypeError("the 'request' argument is not a starlette Request")
+        try:
+            requirement.check(request)
+        except CertificateRejected as exc:
+            _log_denied(request, exc)
+            return rejection_response(exc)
+        if is_async:
+            return await endpoint(*args, **kwargs)
+        return await run_in_threadpool(endpoint, *args, **kwargs)
+
+    return _mark(http_wrapper, requirement)  # type: ignore[return-value]
+
+
+def _guard_websocket(
+    requirement: Requirement, endpoint: Callable[..., Any], index: int
+) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    async def websocket_wrapper(*args: Any, **kwargs: Any) -> None:
+        websocket = kwargs.get("websocket", args[index] if index < len(args) else None)
+        if not isinstance(websocket, WebSocket):
+            raise TypeError("the 'websocket' argument is not a starlette WebSocket")
+        try:
+            requirement.check(websocket)
+        except CertificateRejected as exc:
+            _log_denied(websocket, exc)
+            await send_rejection(websocket.scope, websocket.send, exc)
+            return
+        await endpoint(*args, **kwargs)
+
+    return websocket_wrapper
+
+
+class Public(Declarable):
+    """The ``PUBLIC`` marker: this route is deliberately open, with or without a certificate.
+
+    - decorator: ``@PUBLIC`` marks the endpoint and returns it unchanged;
+    - FastAPI dependency: ``Depends(PUBLIC)`` returns the identity or ``None``;
+    - path table value: ``policies={"/health": PUBLIC}``.
+
+    It allows everything; its point is to be *declared*, so that a ``deny_by_default`` app
+    serves the route and the audit lists it as public rather than forgotten.
+    """
+
+    _instance: Public | None = None
+
+    def __new__(cls) -> Public:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "PUBLIC"
+
+    def describe(self) -> str:
+        return "public"
+
+    async def _dependency(self, connection: HTTPConnection) -> ClientIdentity | None:
+        return get_client_identity(connection)
+
+    def _decorate(self, endpoint: F) -> F:
+        marks = declared_requirements(endpoint)
+        if any(mark is not self for mark in marks):
+            raise TypeError(f"{endpoint!r} has a requirement; it cannot also be PUBLIC")
+        setattr(endpoint, REQUIREMENTS_ATTRIBUTE, (*marks, self))
+        return endpoint
+
+
+#: The public marker (see :class:`Public`).
+PUBLIC: Final = Public()
+
+
+def rejection_response(exc: CertificateRejected) -> Response:
+    """The JSON response of a refused HTTP request (``no-store``)."""
+    return Response(
+        exc.json_body(),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers={"cache-control": "no-store"},
+    )
+
+
+def _log_denied(connection: HTTPConnection, exc: CertificateRejected) -> None:
+    log_rejection(connection.scope, exc, transport_peer(connection.scope, trust_scope_client=False))
+
+
+async def rejection_handler(connection: HTTPConnection, exc: Exception) -> Response | None:
+    """A Starlette/FastAPI exception handler for :class:`CertificateRejected`.
+
+    ``MTLSMiddleware`` registers it by itself when added with ``app.add_middleware(...)``;
+    register it yourself (``app.add_exception_handler(CertificateRejected,
+    rejection_handler)``) if you wrap the app from outside instead.  HTTP gets the JSON error;
+    a WebSocket is denied before accept (HTTP response or close 1008).
+    """
+    if not isinstance(exc, CertificateRejected):  # pragma: no cover - registered for it only
+        raise exc
+    _log_denied(connection, exc)
+    if isinstance(connection, WebSocket):
+        await send_rejection(connection.scope, connection.send, exc)
+        return None
+    return rejection_response(exc)
