@@ -98,20 +98,13 @@ async def _no_app(scope: Any, receive: Any, send: Any) -> None:
 
 
 def _scope(client: IssuedCertificate) -> dict[str, Any]:
+    """What the resolver reads of an HTTP scope from a direct TLS connection."""
+    tls = asgi_tls_scope_extension(client)
     return {
         "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "https",
-        "path": "/accounts/42",
-        "raw_path": b"/accounts/42",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"api.example")],
+        "headers": [],
         "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8443),
-        "extensions": {"tls": asgi_tls_scope_extension(client)},
+        "extensions": {"tls": tls},
     }
 
 

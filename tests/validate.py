@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
-import pytest
 from cryptography import x509
 
 from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
@@ -29,14 +29,8 @@ def outcome(
     return "accepted"
 
 
-def reason_of(
-    validator: CertificateValidator,
-    leaf: Presented,
-    chain: Iterable[Presented] = (),
-    *,
-    at: dt.datetime | None = None,
-) -> RejectionReason:
-    """The reason ``validator`` refuses ``leaf`` with; the test fails if it accepts it."""
-    with pytest.raises(CertificateRejected) as info:
-        validator.validate(leaf, list(chain), at=at)
-    return info.value.reason
+def reason_of(*args: Any, **kwargs: Any) -> RejectionReason:
+    """The reason of :func:`outcome` (same arguments); the test fails if it is accepted."""
+    result = outcome(*args, **kwargs)
+    assert result != "accepted", "expected a refusal, the certificate was accepted"
+    return RejectionReason(result)

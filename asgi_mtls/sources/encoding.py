@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----")
-_WHITESPACE = re.compile(r"\s+")
 
 
 def check_size(value: str, limit: int, what: str) -> None:
@@ -42,11 +41,16 @@ def check_size(value: str, limit: int, what: str) -> None:
 
 
 def _b64_to_der(body: str) -> bytes:
-    compact = _WHITESPACE.sub("", body)
+    r"""The DER certificate a PEM body spells: whitespace anywhere, strict base64 otherwise.
+
+    ``str.split()`` removes the same whitespace as the regex ``\s`` (both are
+    ``str.isspace``), and ``a2b_base64(strict_mode=True)`` accepts exactly the alphabet-only
+    strings ``b64decode(validate=True)`` accepts, at a third of the cost (issue #10)."""
+    compact = "".join(body.split())
     if not compact:
         raise _malformed("empty certificate body")
     try:
-        der = base64.b64decode(compact, validate=True)
+        der = binascii.a2b_base64(compact, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise _malformed(f"invalid base64 in certificate: {exc}") from None
     return der_certificate(der)
@@ -89,9 +93,9 @@ def server_pem_to_der(text: str) -> bytes:
 
     Accepts exactly what :func:`pem_certificate_to_der` accepts (one ``CERTIFICATE`` block,
     only whitespace around it and between its base64 lines, strict base64, one complete DER
-    SEQUENCE; ``tests/test_sources.py`` checks the two against each other), without a regular
-    expression: this runs for every new client on the ASGI server's own output, and costs
-    about a fifth of the regex decoder (issue #10).
+    SEQUENCE; ``tests/test_server_pem.py`` checks the two against each other), without a
+    regular expression: this runs for every new client on the ASGI server's own output
+    (issue #10).
     """
     body = text.strip()
     if not (body.startswith(_BEGIN) and body.endswith(_END)) or len(body) < len(_BEGIN + _END):
@@ -99,14 +103,7 @@ def server_pem_to_der(text: str) -> bytes:
     inner = body[len(_BEGIN) : -len(_END)]
     if "-" in inner:  # a second block, or another armour line, inside
         raise _malformed("not exactly one complete PEM certificate block")
-    compact = "".join(inner.split())
-    if not compact:
-        raise _malformed("empty certificate body")
-    try:
-        der = binascii.a2b_base64(compact, strict_mode=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _malformed(f"invalid base64 in certificate: {exc}") from None
-    return der_certificate(der)
+    return _b64_to_der(inner)
 
 
 # --- DER -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ as one thing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -60,12 +61,15 @@ class TrustKeeper(Generic[Snapshot]):
         if reload_interval is not None and reload_interval <= 0:
             raise ValueError("reload_interval must be > 0")
         self.source = source
-        self.allow_public_roots = allow_public_roots
-        self.max_self_signed_roots = max_self_signed_roots
         self.revocation = revocation
         self.reload_interval = reload_interval
-        self._prepare = prepare
+        self._screen = functools.partial(
+            check_public_roots,
+            allow_public_roots=allow_public_roots,
+            max_self_signed_roots=max_self_signed_roots,
+        )
         self._public_roots_warned = False
+        self._prepare = prepare
         self._stamps = source.stamps()
         self._state = self._load()
         #: The snapshot validations read: one reference, replaced whole.
@@ -84,11 +88,7 @@ class TrustKeeper(Generic[Snapshot]):
         """Read the trust material and screen it: ``ValueError`` for a set that looks like a
         public bundle (unless allowed)."""
         state = self.source.load()
-        warning = check_public_roots(
-            state.roots,
-            allow_public_roots=self.allow_public_roots,
-            max_self_signed_roots=self.max_self_signed_roots,
-        )
+        warning = self._screen(state.roots)
         if warning is not None and not self._public_roots_warned:
             self._public_roots_warned = True
             logger.warning("%s", warning)

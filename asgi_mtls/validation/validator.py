@@ -180,6 +180,9 @@ class CertificateValidator:
         )
         if max_self_signed_roots < 1:
             raise ValueError("max_self_signed_roots must be at least 1")
+        self.allow_public_roots = allow_public_roots
+        self.max_self_signed_roots = max_self_signed_roots
+        self.reload_interval = reload_interval
         self.clock_skew = _seconds(clock_skew)
         if self.clock_skew < dt.timedelta(0):
             raise ValueError("clock_skew must not be negative")
@@ -216,18 +219,6 @@ class CertificateValidator:
     @property
     def signature_algorithms(self) -> frozenset[x509.ObjectIdentifier] | None:
         return self.policy.signature_algorithms
-
-    @property
-    def allow_public_roots(self) -> bool:
-        return self._keeper.allow_public_roots
-
-    @property
-    def max_self_signed_roots(self) -> int:
-        return self._keeper.max_self_signed_roots
-
-    @property
-    def reload_interval(self) -> float | None:
-        return self._keeper.reload_interval
 
     @property
     def trust(self) -> TrustState:

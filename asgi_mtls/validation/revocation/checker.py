@@ -152,28 +152,8 @@ class RevocationChecker:
     def __repr__(self) -> str:
         return (
             f"RevocationChecker(crl={self.crl_policy.value!r}, ocsp={self.ocsp_policy.value!r}, "
-            f"crl_files={len(self.crl_files)}, generation={self.generation})"
+            f"crl_files={len(self._state.crl_files)}, generation={self.generation})"
         )
-
-    @property
-    def crl_files(self) -> tuple[Path, ...]:
-        return self._state.crl_files
-
-    @property
-    def max_ocsp_entries(self) -> int:
-        return self._state.max_ocsp_entries
-
-    @property
-    def max_crl_sources(self) -> int:
-        return self._state.max_crl_sources
-
-    @property
-    def retry_min(self) -> float:
-        return self._scheduler.retry_min
-
-    @property
-    def retry_max(self) -> float:
-        return self._scheduler.retry_max
 
     @property
     def fetch_attempts(self) -> int:
@@ -278,7 +258,7 @@ class RevocationChecker:
         now = utcnow()
         window = fresh_until - this_update
         due = min(this_update + window * 3 / 4, loaded_at + self.refresh_interval)
-        return now >= max(due, loaded_at + dt.timedelta(seconds=self.retry_min))
+        return now >= max(due, loaded_at + dt.timedelta(seconds=self._scheduler.retry_min))
 
     def _crl_due(self, url: str) -> bool:
         record = self._state.url_crls.get(url)
