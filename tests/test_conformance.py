@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
 from asgi_mtls.errors import ConfigurationError
+from tests.validate import outcome
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 CLIENT = (ExtendedKeyUsageOID.CLIENT_AUTH,)
@@ -130,14 +131,6 @@ class CA:
         return certificate(name(common_name), key or new_key(), (self.subject, self.key), **options)
 
 
-def outcome(validator: CertificateValidator, leaf, chain=(), **kwargs) -> str:
-    try:
-        validator.validate(leaf, list(chain), **kwargs)
-    except CertificateRejected as exc:
-        return exc.reason.value
-    return "accepted"
-
-
 @pytest.fixture(scope="module")
 def root() -> CA:
     return CA.root("Conformance Root")
@@ -199,19 +192,32 @@ URI = x509.UniformResourceIdentifier
         ),
     ],
 )
-def test_name_constraints_on_an_intermediate(root, trust, permitted, excluded, sans, expected):
+@pytest.mark.parametrize("where", ["presented", "configured"])
+def test_name_constraints_on_an_intermediate(
+    root, trust, permitted, excluded, sans, expected, where
+):
+    # The constrained CA is either sent by the client or configured as an intermediate:
+    # the validator works out once which configured CAs carry constraints, and must not
+    # skip the ones that do.
     ca = constrained(root, permitted, excluded)
-    leaf = ca.leaf(sans=sans)
-    assert outcome(trust, leaf, [ca.certificate]) == expected
+    validator, chain = via(root, trust, ca, where)
+    assert outcome(validator, ca.leaf(sans=sans), chain) == expected
 
 
-def test_san_less_leaf_under_name_constraints_is_refused(root, trust):
+def via(root: CA, trust: CertificateValidator, ca: CA, where: str):
+    """(validator, chain) for a leaf of ``ca`` whose CA is presented or configured."""
+    if where == "presented":
+        return trust, [ca.certificate]
+    return CertificateValidator(root.certificate, intermediates=[ca.certificate]), []
+
+
+@pytest.mark.parametrize("where", ["presented", "configured"])
+def test_san_less_leaf_under_name_constraints_is_refused(root, trust, where):
     # cryptography applies constraints to SANs only; a CN-only leaf would escape them.
     ca = constrained(root, [DNS("bank.example")])
-    assert outcome(trust, ca.leaf("api.other.example"), [ca.certificate]) == "untrusted"
-    assert outcome(trust, ca.leaf("x", sans=[DNS("x.bank.example")]), [ca.certificate]) == (
-        "accepted"
-    )
+    validator, chain = via(root, trust, ca, where)
+    assert outcome(validator, ca.leaf("api.other.example"), chain) == "untrusted"
+    assert outcome(validator, ca.leaf("x", sans=[DNS("x.bank.example")]), chain) == "accepted"
 
 
 @pytest.mark.parametrize(

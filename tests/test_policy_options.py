@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 
 import pytest
 from cryptography import x509
@@ -14,17 +15,13 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asgi_mtls import CertificateRejected, CertificateValidator
+from asgi_mtls import CertificateValidator
+from asgi_mtls.authorization import fingerprint, spki_pin
+from asgi_mtls.identity import build_identity
+from asgi_mtls.identity.principals import resolve_principal_strategy
 from asgi_mtls.testing import CertificateAuthority
 from asgi_mtls.validation.trust import certificate_sha256, parse_pin, spki_sha256
-
-
-def outcome(validator: CertificateValidator, leaf, chain=(), **kwargs) -> str:
-    try:
-        validator.validate(leaf, list(chain), **kwargs)
-    except CertificateRejected as exc:
-        return exc.reason.value
-    return "accepted"
+from tests.validate import outcome
 
 
 @pytest.fixture(scope="module")
@@ -144,23 +141,133 @@ def test_a_bare_string_is_not_a_pin_list(pki):
         make(pki, pinned_certificates=pki["payments"].fingerprint_sha256)
 
 
-def test_pin_formats():
-    digest = bytes(range(32))
-    for text in (
-        digest.hex(),
-        digest.hex().upper(),
-        ":".join(f"{b:02x}" for b in digest),
-        base64.b64encode(digest).decode(),
-        "sha256/" + base64.b64encode(digest).decode(),
-        "sha256//" + base64.b64encode(digest).decode(),
+_DIGEST = bytes(range(32))
+_B64 = base64.b64encode(_DIGEST).decode()
+PIN_SPELLINGS = {
+    "hex": _DIGEST.hex(),
+    "HEX": _DIGEST.hex().upper(),
+    "hex with colons": ":".join(f"{b:02x}" for b in _DIGEST),
+    "sha256: hex": "sha256:" + _DIGEST.hex(),
+    "SHA256: hex": "SHA256:" + _DIGEST.hex().upper(),
+    "base64": _B64,
+    "sha256/ base64": "sha256/" + _B64,
+    "sha256// base64 (curl)": "sha256//" + _B64,
+    "pin-sha256 directive (RFC 7469)": f'pin-sha256="{_B64}"',
+    "surrounding spaces": f"  {_B64}  ",
+}
+BAD_PINS = {
+    "too short": "abc",
+    "31 bytes of hex": "00" * 31,
+    "non-hex": "zz" * 32,
+    "hex with spaces": " ".join(["00"] * 32),
+    "base64 of 31 bytes": base64.b64encode(bytes(31)).decode(),
+    "not base64": "sha256//notbase64!",
+    "unterminated directive": f'pin-sha256="{_B64}',
+    "empty directive": 'pin-sha256=""',
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("text", PIN_SPELLINGS.values(), ids=PIN_SPELLINGS.keys())
+def test_pin_spellings(text):
+    assert parse_pin(text) == _DIGEST
+    assert parse_pin(text.encode("ascii")) == _DIGEST
+
+
+def test_raw_digest_is_a_pin():
+    assert parse_pin(_DIGEST) == _DIGEST
+    with pytest.raises(ValueError, match="SHA-256 pin"):
+        parse_pin(bytes(31))
+
+
+@pytest.mark.parametrize("text", BAD_PINS.values(), ids=BAD_PINS.keys())
+def test_bad_pin_spellings(text):
+    with pytest.raises(ValueError):
+        parse_pin(text)
+
+
+@pytest.mark.parametrize("spelling", PIN_SPELLINGS.keys())
+def test_validator_and_matchers_read_pins_alike(pki, spelling):
+    # One parser (issue #9): a pin written one way means the same to the validator's
+    # pinned_keys / pinned_certificates and to the spki_pin / fingerprint matchers.
+    client = pki["payments"]
+    identity = build_identity(
+        (client.certificate,), source="tls", principal=resolve_principal_strategy("default")
+    )
+    for digest, option, matcher in (
+        (spki_sha256(client.certificate), "pinned_keys", spki_pin),
+        (certificate_sha256(client.certificate), "pinned_certificates", fingerprint),
     ):
+        text = _respell(PIN_SPELLINGS[spelling], digest)
         assert parse_pin(text) == digest
-    assert parse_pin(digest) == digest
+        assert outcome(make(pki, **{option: [text]}), client.certificate) == "accepted"
+        assert matcher(text).allows(identity)
+        assert not matcher(_respell(PIN_SPELLINGS[spelling], bytes(32))).allows(identity)
+
+
+@pytest.mark.parametrize("text", BAD_PINS.values(), ids=BAD_PINS.keys())
+def test_validator_and_matchers_refuse_the_same_pins(pki, text):
+    with pytest.raises(ValueError):
+        make(pki, pinned_keys=[text])
+    with pytest.raises(ValueError):
+        spki_pin(text)
+    with pytest.raises(ValueError):
+        fingerprint(text)
+
+
+def _respell(example: str, digest: bytes) -> str:
+    """``example`` (a spelling of ``_DIGEST``) with ``digest`` in its place."""
+    forms = {
+        _DIGEST.hex(): digest.hex(),
+        _DIGEST.hex().upper(): digest.hex().upper(),
+        ":".join(f"{b:02x}" for b in _DIGEST): ":".join(f"{b:02x}" for b in digest),
+        _B64: base64.b64encode(digest).decode(),
+    }
+    for old, new in forms.items():
+        if old in example:
+            return example.replace(old, new)
+    raise AssertionError(f"no digest in {example!r}")
+
+
+def _der_elements(data: bytes) -> list[bytes]:
+    """The complete TLV elements inside the DER constructed value ``data`` (a minimal reader,
+    independent of cryptography, to check what the pins are digests of)."""
+    body_start, body_end = _der_header(data, 0)
+    elements, position = [], body_start
+    while position < body_end:
+        _, end = _der_header(data, position)
+        elements.append(data[position:end])
+        position = end
+    return elements
+
+
+def _der_header(data: bytes, position: int) -> tuple[int, int]:
+    """(start of the contents, end of the element) for the element at ``position``."""
+    length = data[position + 1]
+    start = position + 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    return start, start + length
 
 
 def test_pin_digests_are_the_usual_ones(pki):
-    certificate = pki["payments"].certificate
-    assert certificate_sha256(certificate) == certificate.fingerprint(hashes.SHA256())
+    # certificate pin: SHA-256 of the DER certificate as sent (its "fingerprint"), here
+    # decoded from the PEM text; key pin (RFC 7469 §2.4): SHA-256 of the
+    # SubjectPublicKeyInfo exactly as encoded inside the certificate, which is the seventh
+    # field of the TBSCertificate (version, serial, signature, issuer, validity, subject,
+    # subjectPublicKeyInfo).
+    for client in (pki["payments"], pki["root"].issue_client("rsa-pin", rsa_bits=2048)):
+        certificate = client.certificate
+        der = base64.b64decode("".join(client.pem.strip().splitlines()[1:-1]))
+        tbs = _der_elements(der)[0]
+        fields = _der_elements(tbs)
+        assert fields[0][0] == 0xA0  # explicit [0] version, so the SPKI is fields[6]
+        spki = fields[6]
+        assert _der_elements(spki)[0][0] == 0x30  # AlgorithmIdentifier
+        assert certificate_sha256(certificate) == hashlib.sha256(der).digest()
+        assert spki_sha256(certificate) == hashlib.sha256(spki).digest()
 
 
 # --- signature algorithms ------------------------------------------------------------------

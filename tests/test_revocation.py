@@ -23,16 +23,11 @@ from cryptography.x509 import ocsp
 from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
 from asgi_mtls.testing import CertificateAuthority, IssuedCertificate, RevocationServer
 from asgi_mtls.validation.revocation import RevocationChecker, RevocationPolicy, build_ocsp_request
+from tests.validate import reason_of
 
 pytestmark = pytest.mark.anyio
 
 NOW = dt.datetime.now(dt.UTC)
-
-
-def reason_of(validator: CertificateValidator, leaf, chain=(), **kwargs) -> RejectionReason:
-    with pytest.raises(CertificateRejected) as info:
-        validator.validate(leaf, chain, **kwargs)
-    return info.value.reason
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import asgi_mtls.validation.validator as validation_module
 from asgi_mtls import CertificateValidator
 from asgi_mtls.testing import CertificateAuthority
 from asgi_mtls.validation.revocation import RevocationChecker
-from tests.test_validation import outcome
+from tests.validate import outcome
 
 
 def rewrite(path, text: str) -> None:
@@ -118,16 +118,16 @@ def test_a_validation_in_progress_keeps_its_snapshot(tmp_path, monkeypatch):
     pins = tmp_path / "pins.txt"
     rewrite(pins, alice.fingerprint_sha256)
     validator = CertificateValidator(root.certificate, pinned_certificates=pins)
-    real_check = validation_module._check_name_constraints
+    real_check = validation_module.leaf_san_problem
     swapped = []
 
-    def swap_midway(path):
+    def swap_midway(leaf):
         if not swapped:
             rewrite(pins, bob.fingerprint_sha256)
             swapped.append(validator.reload())
-        real_check(path)
+        return real_check(leaf)
 
-    monkeypatch.setattr(validation_module, "_check_name_constraints", swap_midway)
+    monkeypatch.setattr(validation_module, "leaf_san_problem", swap_midway)
     assert outcome(validator, alice.certificate) == "accepted"  # old pins, start to end
     assert swapped == [True]
     assert outcome(validator, alice.certificate) == "not_pinned"

@@ -6,24 +6,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
+from asgi_mtls import CertificateValidator, RejectionReason
 from asgi_mtls.errors import ConfigurationError
 from asgi_mtls.testing import CertificateAuthority
-
-
-def reason_of(validator: CertificateValidator, leaf, chain=(), **kwargs) -> RejectionReason:
-    with pytest.raises(CertificateRejected) as info:
-        validator.validate(leaf, chain, **kwargs)
-    return info.value.reason
-
-
-def outcome(validator: CertificateValidator, leaf, chain=(), **kwargs) -> str:
-    """``"accepted"`` or the rejection's reason code."""
-    try:
-        validator.validate(leaf, list(chain), **kwargs)
-    except CertificateRejected as exc:
-        return exc.reason.value
-    return "accepted"
+from tests.validate import reason_of
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +42,14 @@ def test_presented_chain_is_never_an_anchor(pki):
 
 
 def test_cn_only_certificate_is_accepted(validator, pki):
-    verified = validator.validate(pki.cn_only.certificate)
-    with pytest.raises(x509.ExtensionNotFound):
-        verified.leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    leaf = pki.cn_only.certificate
+    with pytest.raises(x509.ExtensionNotFound):  # the premise: no subjectAltName at all
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "legacy-batch"
+    verified = validator.validate(leaf)
+    assert verified.leaf == leaf
+    assert verified.chain == (leaf, pki.root.certificate)
+    assert verified.expires_at == leaf.not_valid_after_utc
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
 from asgi_mtls.testing import CertificateAuthority
 from tests.test_conformance import CA
-from tests.test_validation import outcome
+from tests.validate import outcome
 
 
 def rsa_key(bits: int, exponent: int = 65537) -> rsa.RSAPrivateKey:

@@ -23,7 +23,7 @@ from asgi_mtls.testing import CertificateAuthority
 from asgi_mtls.validation.public_roots import MAX_SELF_SIGNED_ROOTS
 from asgi_mtls.validation.trust import spki_sha256
 from tests.test_trust_reload import rewrite
-from tests.test_validation import outcome
+from tests.validate import outcome
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 OPT_IN = "allow_public_roots=True"

@@ -24,7 +24,6 @@ Comparison rules, the same everywhere:
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -47,6 +46,7 @@ from asgi_mtls.identity.names import (
     parse_spiffe_id,
     parse_trust_domain,
 )
+from asgi_mtls.validation.trust import parse_pin
 
 __all__ = [
     "Glob",
@@ -421,13 +421,19 @@ def issuer(*names: str | x509.Name) -> Requirement:
 # -- keys and certificates ------------------------------------------------------------------
 
 
-def _hex_digest(value: str, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"invalid {what} {value!r}")
-    cleaned = value.strip().replace(":", "").lower()
-    if len(cleaned) != 64 or any(c not in "0123456789abcdef" for c in cleaned):
-        raise ValueError(f"invalid {what} {value!r}: expected 64 hex digits (SHA-256)")
-    return cleaned
+def _digests(values: tuple[str, ...], what: str) -> frozenset[str]:
+    """The SHA-256 digests (lowercase hex, as ``ClientIdentity`` spells them) that ``values``
+    spell, read by the one pin parser (:func:`~asgi_mtls.validation.trust.parse_pin`: hex with
+    or without colons, base64, ``sha256//``, ``pin-sha256="..."``)."""
+    if not values:
+        raise ValueError(f"at least one {what} is needed")
+    digests = set()
+    for value in values:
+        try:
+            digests.add(parse_pin(value).hex())
+        except ValueError as exc:
+            raise ValueError(f"invalid {what} {value!r}: {exc}") from None
+    return frozenset(digests)
 
 
 class _Fingerprint(Requirement):
@@ -442,30 +448,10 @@ class _Fingerprint(Requirement):
 
 
 def fingerprint(*digests: str) -> Requirement:
-    """The leaf certificate's SHA-256 fingerprint is one of ``digests`` (hex, any case, ``:``
-    separators allowed)."""
-    if not digests:
-        raise ValueError("at least one fingerprint is needed")
-    return _Fingerprint(frozenset(_hex_digest(d, "fingerprint") for d in digests))
-
-
-def _pin_digest(pin: str) -> str:
-    if not isinstance(pin, str):
-        raise ValueError(f"invalid SPKI pin {pin!r}")
-    value = pin.strip()
-    for prefix in ("sha256//", "sha256/", 'pin-sha256="'):
-        if value.startswith(prefix):
-            value = value[len(prefix) :].rstrip('"')
-            break
-    if len(value.replace(":", "")) == 64:
-        return _hex_digest(value, "SPKI pin")
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise ValueError(f"invalid SPKI pin {pin!r}: expected base64 or hex of a SHA-256")
-    return raw.hex()
+    """The leaf certificate's SHA-256 fingerprint is one of ``digests``: hex (any case, ``:``
+    separators allowed, as ``openssl x509 -fingerprint -sha256`` prints it) or any other
+    spelling :func:`~asgi_mtls.validation.trust.parse_pin` reads."""
+    return _Fingerprint(_digests(digests, "fingerprint"))
 
 
 class _SpkiPin(Requirement):
@@ -482,11 +468,10 @@ class _SpkiPin(Requirement):
 
 def spki_pin(*pins: str) -> Requirement:
     """The leaf's public key is pinned: SHA-256 of its SubjectPublicKeyInfo equals one of
-    ``pins``, given as base64 (as in HPKP ``pin-sha256`` and curl ``sha256//``) or hex.  A pin
-    survives certificate renewal with the same key."""
-    if not pins:
-        raise ValueError("at least one SPKI pin is needed")
-    return _SpkiPin(frozenset(_pin_digest(pin) for pin in pins))
+    ``pins``, given as base64 (as in HPKP ``pin-sha256="..."`` and curl ``sha256//``) or hex
+    (:func:`~asgi_mtls.validation.trust.parse_pin`).  A pin survives certificate renewal
+    with the same key."""
+    return _SpkiPin(_digests(pins, "SPKI pin"))
 
 
 # -- roles, predicates, combinations --------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Final
 from urllib.parse import unquote
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
@@ -22,13 +23,13 @@ __all__ = [
     "pem_certificate_to_der",
     "pem_certificates_to_der",
     "pem_lines_to_der",
+    "server_pem_to_der",
     "split_der_certificates",
     "strict_base64",
     "url_encoded_pem_to_der",
 ]
 
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----")
-_WHITESPACE = re.compile(r"\s+")
 
 
 def check_size(value: str, limit: int, what: str) -> None:
@@ -40,11 +41,16 @@ def check_size(value: str, limit: int, what: str) -> None:
 
 
 def _b64_to_der(body: str) -> bytes:
-    compact = _WHITESPACE.sub("", body)
+    r"""The DER certificate a PEM body spells: whitespace anywhere, strict base64 otherwise.
+
+    ``str.split()`` removes the same whitespace as the regex ``\s`` (both are
+    ``str.isspace``), and ``a2b_base64(strict_mode=True)`` accepts exactly the alphabet-only
+    strings ``b64decode(validate=True)`` accepts, at a third of the cost (issue #10)."""
+    compact = "".join(body.split())
     if not compact:
         raise _malformed("empty certificate body")
     try:
-        der = base64.b64decode(compact, validate=True)
+        der = binascii.a2b_base64(compact, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise _malformed(f"invalid base64 in certificate: {exc}") from None
     return der_certificate(der)
@@ -76,6 +82,28 @@ def pem_certificate_to_der(text: str) -> bytes:
     if len(blocks) != 1:
         raise _malformed(f"expected one certificate, found {len(blocks)}")
     return blocks[0]
+
+
+_BEGIN: Final = "-----BEGIN CERTIFICATE-----"
+_END: Final = "-----END CERTIFICATE-----"
+
+
+def server_pem_to_der(text: str) -> bytes:
+    """One PEM certificate as a TLS server writes it (the ASGI ``tls`` extension), as DER.
+
+    Accepts exactly what :func:`pem_certificate_to_der` accepts (one ``CERTIFICATE`` block,
+    only whitespace around it and between its base64 lines, strict base64, one complete DER
+    SEQUENCE; ``tests/test_server_pem.py`` checks the two against each other), without a
+    regular expression: this runs for every new client on the ASGI server's own output
+    (issue #10).
+    """
+    body = text.strip()
+    if not (body.startswith(_BEGIN) and body.endswith(_END)) or len(body) < len(_BEGIN + _END):
+        raise _malformed("not exactly one complete PEM certificate block")
+    inner = body[len(_BEGIN) : -len(_END)]
+    if "-" in inner:  # a second block, or another armour line, inside
+        raise _malformed("not exactly one complete PEM certificate block")
+    return _b64_to_der(inner)
 
 
 # --- DER -------------------------------------------------------------------------------------

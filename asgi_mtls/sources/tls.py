@@ -19,10 +19,13 @@ import ssl
 from collections.abc import Iterable, Mapping
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
-from asgi_mtls.sources.encoding import check_size, pem_certificate_to_der
+from asgi_mtls.sources.encoding import check_size, server_pem_to_der
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 
 __all__ = ["TLSExtensionSource"]
+
+#: How many decoded chain entries a source remembers (a few per issuing CA in use).
+_MAX_REMEMBERED_HINTS = 64
 
 
 def _pem(item: object) -> str | None:
@@ -44,13 +47,18 @@ class TLSExtensionSource:
     def __init__(self, *, max_chain_length: int = 8, max_certificate_chars: int = 32 * 1024):
         self.max_chain_length = max_chain_length
         self.max_certificate_chars = max_certificate_chars
+        #: Chain entries (never the leaf) already decoded: every client of an issuing CA
+        #: sends the same intermediate, so it is decoded once, not per new client.  Bounded;
+        #: emptied when full.
+        self._hints: dict[str, bytes] = {}
 
     def find(self, scope: Mapping[str, object]) -> RawValues | None:
+        # ``type(...) is dict`` first: what servers use, and a tenth of an ABC check.
         extensions = scope.get("extensions")
-        if not isinstance(extensions, Mapping):
+        if type(extensions) is not dict and not isinstance(extensions, Mapping):
             return None
         tls = extensions.get("tls")
-        if not isinstance(tls, Mapping):
+        if type(tls) is not dict and not isinstance(tls, Mapping):
             return None
         chain = tls.get("client_cert_chain")
         error = tls.get("client_cert_error")
@@ -84,8 +92,20 @@ class TLSExtensionSource:
                 f"client_cert_chain has {len(chain)} certificates, limit {self.max_chain_length}",
             )
         ders = []
-        for item in chain:
+        for position, item in enumerate(chain):
             assert isinstance(item, str)
             check_size(item, self.max_certificate_chars, "client_cert_chain entry")
-            ders.append(pem_certificate_to_der(item))
+            if position == 0:
+                ders.append(server_pem_to_der(item))
+            else:
+                ders.append(self._hint(item))
         return PresentedCertificate(self.name, ders[0], tuple(ders[1:]))
+
+    def _hint(self, pem: str) -> bytes:
+        der = self._hints.get(pem)
+        if der is None:
+            der = server_pem_to_der(pem)  # raises for a bad one: nothing is remembered
+            if len(self._hints) >= _MAX_REMEMBERED_HINTS:
+                self._hints.clear()
+            self._hints[pem] = der
+        return der

@@ -12,37 +12,112 @@ reasons:
   ``weak_key`` naming that certificate rather than a generic ``untrusted``.  cryptography
   refuses DSA, P-192 or P-224 issuers with "Forbidden public key algorithm"; this finds which
   one.  It runs only after a refusal, so it can never turn one into an acceptance.
+
+Presented certificates are compared with the configured ones on their DER before they are
+parsed (:func:`distinct_hints`): a client that sends its configured intermediate along, as
+TLS clients do, costs a set lookup, not a parse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from asgi_mtls.errors import CertificateRejected, RejectionReason
 from asgi_mtls.validation.policy import CertificatePolicy
 from asgi_mtls.validation.trust import TrustState
 
-__all__ = ["MAX_PATH_CANDIDATES", "IssuerGraph", "distinct_hints"]
+__all__ = [
+    "MAX_PATH_CANDIDATES",
+    "IssuerGraph",
+    "distinct_hints",
+    "parse_presented",
+    "worst_case_search",
+]
 
 #: Upper bound on the candidate issuers path building may try (see
 #: :meth:`IssuerGraph.search_size`), and on the signature checks of :meth:`weak_issuer`.
 MAX_PATH_CANDIDATES: Final = 256
 
 
-def distinct_hints(hints: list[x509.Certificate], trust: TrustState) -> list[x509.Certificate]:
-    """The presented certificates minus repeats and minus configured ones: a repeated
-    candidate only multiplies the work of path building."""
-    seen = set(trust.known_ders)
+def parse_presented(certificate: x509.Certificate | bytes) -> x509.Certificate:
+    """A presented certificate (object or DER), parsed; ``malformed`` when it is not DER."""
+    if isinstance(certificate, x509.Certificate):
+        return certificate
+    try:
+        return x509.load_der_x509_certificate(certificate)
+    except ValueError as exc:
+        raise CertificateRejected(
+            RejectionReason.MALFORMED, f"not a DER certificate: {exc}"
+        ) from None
+
+
+def distinct_hints(
+    hints: Sequence[x509.Certificate | bytes], trust: TrustState
+) -> list[x509.Certificate]:
+    """The presented certificates minus repeats and minus configured ones, parsed: a repeated
+    candidate only multiplies the work of path building.  Compared on their DER, before
+    parsing; ``malformed`` for one that is not DER."""
+    known = trust.known_ders
+    seen: set[bytes] = set()
     distinct = []
     for hint in hints:
-        der = hint.public_bytes(serialization.Encoding.DER)
-        if der not in seen:
+        der = hint if isinstance(hint, bytes) else hint.public_bytes(serialization.Encoding.DER)
+        if der not in known and der not in seen:
             seen.add(der)
-            distinct.append(hint)
+            distinct.append(parse_presented(hint))
     return distinct
+
+
+def worst_case_search(trust: TrustState, max_depth: int) -> int:
+    """The largest :meth:`IssuerGraph.search_size` estimate any leaf can reach when no hint
+    is presented (stopped once past :data:`MAX_PATH_CANDIDATES`).
+
+    Why this bounds every such leaf: without hints, the candidates are the configured roots
+    and intermediates, and the estimate (names only) depends on the leaf through its issuer
+    name alone.  A name no configured certificate bears gives 0; any other is the subject of
+    a configured certificate, and every one of those is tried here.  So when this is at most
+    :data:`MAX_PATH_CANDIDATES`, the search-size check cannot refuse a leaf presented
+    without hints, and the validator skips it.
+    """
+    worst = 0
+    for subject in {*trust.roots_by_subject, *trust.intermediates_by_subject}:
+        worst = max(worst, _count(trust, trust.intermediates_by_subject, subject, max_depth))
+        if worst > MAX_PATH_CANDIDATES:
+            break
+    return worst
+
+
+def _count(
+    trust: TrustState,
+    intermediates: Mapping[bytes, Sequence[x509.Certificate]],
+    issuer: bytes,
+    max_depth: int,
+    signs: Callable[[x509.Certificate, x509.Certificate], bool] | None = None,
+    leaf: x509.Certificate | None = None,
+) -> int:
+    """The candidates a depth-first search from a leaf issued by ``issuer`` (a DER name)
+    tries, stopped once past :data:`MAX_PATH_CANDIDATES`.  With ``signs`` (and the
+    ``leaf``), only candidates whose signature on the certificate below verifies are
+    descended into; without, every same-name candidate is (the estimate)."""
+    count = 0
+    stack: list[tuple[bytes, x509.Certificate | None, int]] = [(issuer, leaf, 0)]
+    while stack:
+        name, working, depth = stack.pop()
+        count += len(trust.roots_by_subject.get(name, ()))
+        for candidate in intermediates.get(name, ()):
+            count += 1
+            if count > MAX_PATH_CANDIDATES:
+                return count
+            if depth + 1 > max_depth:
+                continue
+            if signs is not None and (working is None or not signs(candidate, working)):
+                continue
+            stack.append((candidate.issuer.public_bytes(), candidate, depth + 1))
+    return count
 
 
 class IssuerGraph:
@@ -90,19 +165,14 @@ class IssuerGraph:
         return self._count(max_depth, checked=True)
 
     def _count(self, max_depth: int, *, checked: bool) -> int:
-        count = 0
-        stack = [(self.leaf, 0)]
-        while stack:
-            working, depth = stack.pop()
-            issuer = working.issuer.public_bytes()
-            count += len(self.trust.roots_by_subject.get(issuer, ()))
-            for candidate in self.intermediates.get(issuer, ()):
-                count += 1
-                if count > MAX_PATH_CANDIDATES:
-                    return count
-                if depth + 1 <= max_depth and (not checked or self.signs(candidate, working)):
-                    stack.append((candidate, depth + 1))
-        return count
+        return _count(
+            self.trust,
+            self.intermediates,
+            self.leaf.issuer.public_bytes(),
+            max_depth,
+            signs=self.signs if checked else None,
+            leaf=self.leaf,
+        )
 
     def weak_issuer(
         self, policy: CertificatePolicy, max_depth: int

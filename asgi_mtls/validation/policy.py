@@ -167,24 +167,31 @@ class CertificatePolicy:
         except UnsupportedAlgorithm:
             oid = certificate.public_key_algorithm_oid.dotted_string
             return f"key algorithm {oid} is not supported"
-        name = describe_key(key)
+        # The description is built only for a refusal: this runs for every new client.
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            if isinstance(key.curve, self._curve_types):
+                return None
+            allowed = ", ".join(name for name in ACCEPTED_CURVES if name in self.ec_curves)
+            return f"{describe_key(key)}: curve not accepted (accepted: {allowed or 'none'})"
         if isinstance(key, rsa.RSAPublicKey):
             exponent = key.public_numbers().e
             if key.key_size < self.min_rsa_bits:
-                return f"{name}: modulus shorter than {self.min_rsa_bits} bits"
+                return f"{describe_key(key)}: modulus shorter than {self.min_rsa_bits} bits"
             if key.key_size % 8:
-                return f"{name}: modulus is not a whole number of bytes"
+                return f"{describe_key(key)}: modulus is not a whole number of bytes"
             if exponent % 2 == 0 or not MIN_RSA_EXPONENT <= exponent <= MAX_RSA_EXPONENT:
-                return f"{name}: public exponent must be odd and between 2**16 + 1 and 2**256 - 1"
-            return None
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            allowed = [n for n, curve in ACCEPTED_CURVES.items() if n in self.ec_curves]
-            if not any(isinstance(key.curve, ACCEPTED_CURVES[n]) for n in allowed):
-                return f"{name}: curve not accepted (accepted: {', '.join(allowed) or 'none'})"
+                return (
+                    f"{describe_key(key)}: public exponent must be odd and between 2**16 + 1 "
+                    "and 2**256 - 1"
+                )
             return None
         if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            return None if self.allow_eddsa else f"{name}: EdDSA keys are not accepted"
-        return f"{name}: key type not accepted"
+            return None if self.allow_eddsa else f"{describe_key(key)}: EdDSA keys are not accepted"
+        return f"{describe_key(key)}: key type not accepted"
+
+    @property
+    def _curve_types(self) -> tuple[type[ec.EllipticCurve], ...]:
+        return tuple(curve for name, curve in ACCEPTED_CURVES.items() if name in self.ec_curves)
 
     def check_key(self, certificate: x509.Certificate, role: str) -> None:
         """Raise ``weak_key`` naming the certificate (``role``: leaf, intermediate, root) and

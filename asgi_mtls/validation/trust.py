@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import os
+import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,9 @@ CertificateInput = (
 )
 
 #: Pins: a ``pathlib.Path`` (or other ``os.PathLike``) to a text file with one pin per line
-#: (``#`` starts a comment), or an iterable of pins.  A pin is a SHA-256 digest as hex (colons
-#: allowed) or base64 (an optional ``sha256/`` or ``sha256//`` prefix is ignored), the raw
-#: 32 bytes, or a certificate (its own digest is taken).  A bare ``str`` is refused: it would
-#: be ambiguous between a path and a single pin.
+#: (``#`` starts a comment), or an iterable of pins.  A pin is a SHA-256 digest in any
+#: spelling :func:`parse_pin` reads, or a certificate (its own digest is taken).  A bare
+#: ``str`` is refused: it would be ambiguous between a path and a single pin.
 PinInput = os.PathLike[str] | Iterable[str | bytes | x509.Certificate]
 
 
@@ -92,23 +92,50 @@ def spki_sha256(certificate: x509.Certificate) -> bytes:
     return hashlib.sha256(spki).digest()
 
 
+#: Prefixes a pin may carry, compared case-insensitively: curl's ``sha256//`` (and the
+#: single-slash variant), the ``sha256:`` label of fingerprint listings.
+_PIN_PREFIXES = ("sha256//", "sha256/", "sha256:")
+#: RFC 7469 §2.1.1's directive, ``pin-sha256="<base64>"``, as copied from an HPKP header.
+_PIN_DIRECTIVE = 'pin-sha256="'
+
+
 def parse_pin(value: str | bytes) -> bytes:
-    """A SHA-256 digest from hex (colons allowed), base64 or raw bytes; ``ValueError`` else."""
+    """The SHA-256 digest a pin spells: the one parser of pins (issue #9), for the
+    validator's ``pinned_certificates`` and ``pinned_keys`` and the ``fingerprint`` and
+    ``spki_pin`` matchers.
+
+    Accepted spellings (the union of what the validator and the matchers took):
+
+    - 64 hex digits, either case, colons allowed (``openssl x509 -fingerprint -sha256``);
+    - base64 of the 32 bytes (RFC 7469's ``pin-sha256`` value, curl's ``--pinnedpubkey``);
+    - either of those after a ``sha256//``, ``sha256/`` or ``sha256:`` prefix (any case),
+      or inside the RFC 7469 directive ``pin-sha256="..."`` (both quotes required);
+    - the raw 32 bytes (``bytes`` only; other ``bytes`` are read as ASCII text).
+
+    Anything else is a ``ValueError`` (a configuration error, raised at startup).
+    """
     if isinstance(value, bytes):
         if len(value) == 32:
             return value
-        value = value.decode("ascii")
-    text = value.strip()
-    for prefix in ("sha256//", "sha256/", "sha256:"):
-        if text.lower().startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    compact = text.replace(":", "")
-    if len(compact) == 64:
         try:
-            return bytes.fromhex(compact)
-        except ValueError:
-            pass
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError(f"not a SHA-256 pin: {value!r}") from None
+    if not isinstance(value, str):
+        raise ValueError(f"not a SHA-256 pin: {value!r}")
+    text = value.strip()
+    if text.lower().startswith(_PIN_DIRECTIVE):
+        if len(text) < len(_PIN_DIRECTIVE) + 1 or not text.endswith('"'):
+            raise ValueError(f"unterminated pin-sha256 directive: {value!r}")
+        text = text[len(_PIN_DIRECTIVE) : -1]
+    else:
+        for prefix in _PIN_PREFIXES:
+            if text.lower().startswith(prefix):
+                text = text[len(prefix) :]
+                break
+    compact = text.replace(":", "")
+    if len(compact) == 64 and all(c in string.hexdigits for c in compact):
+        return bytes.fromhex(compact)
     try:
         digest = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

@@ -1,8 +1,11 @@
 """Revocation checking (CRLs and OCSP) that never puts the network on the request path.
 
-:class:`RevocationChecker` (in :mod:`~asgi_mtls.validation.revocation.checker`) holds the state
-and decides; :mod:`~asgi_mtls.validation.revocation.crl` and
-:mod:`~asgi_mtls.validation.revocation.ocsp` parse and verify the data;
+:class:`RevocationChecker` (:mod:`~asgi_mtls.validation.revocation.checker`: configuration,
+what to fetch and when, lifecycle) reads the data held in memory
+(:mod:`~asgi_mtls.validation.revocation.state`), decides
+(:mod:`~asgi_mtls.validation.revocation.decision`) and fetches in the background with backoff
+(:mod:`~asgi_mtls.validation.revocation.scheduler`); :mod:`~asgi_mtls.validation.revocation.crl`
+and :mod:`~asgi_mtls.validation.revocation.ocsp` parse and verify the data,
 :mod:`~asgi_mtls.validation.revocation.fetch` downloads it.  See docs/validation.md.
 """
 
