@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from asgi_mtls import ClientIdentity, MTLSMiddleware, get_client_identity, public, require_client
+from asgi_mtls import PUBLIC, ClientIdentity, MTLSMiddleware, get_client_identity, require_client
 from asgi_mtls.validation import CertificateInput
 from benchmarks.pki import PAYMENTS
 
@@ -119,7 +119,7 @@ def mtls_middleware(trust: CertificateInput, intermediates: CertificateInput) ->
 # --- Starlette --------------------------------------------------------------------------------
 
 
-@public
+@PUBLIC
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
