@@ -252,7 +252,10 @@ def _command_output(argv: list[str]) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, cwd=ROOT)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "?"
+    if done.returncode != 0:
+        return "?"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def machine() -> list[str]:
