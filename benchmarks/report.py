@@ -284,6 +284,7 @@ def machine() -> list[str]:
     nginx_version = _command_output([nginx, "-v"]) if nginx else "not installed"
     commit = _command_output(["git", "rev-parse", "--short", "HEAD"])
     dirty = _command_output(["git", "status", "--porcelain", "--untracked-files=no"])
+    library = _command_output(["git", "log", "-1", "--format=%h %s", "--", "asgi_mtls"])[:72]
     return [
         f"- Machine: {usable} usable cores ({os.cpu_count()} online), {model}, "
         f"{platform.system()} {platform.release()} {platform.machine()}",
@@ -292,7 +293,8 @@ def machine() -> list[str]:
         f"- {libraries}, httptools {_version('httptools')}",
         f"- {backend.openssl_version_text()} (cryptography), {ssl.OPENSSL_VERSION} (Python ssl), "
         f"{nginx_version.replace('nginx version: ', '')}",
-        f"- Code: commit {commit}{' with uncommitted changes' if dirty not in ('', '?') else ''}",
+        f"- Code: commit {commit}{' with uncommitted changes' if dirty not in ('', '?') else ''}"
+        f" (`asgi_mtls/` as of {library})",
     ]
 
 
