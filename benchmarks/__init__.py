@@ -1,6 +1,6 @@
 """Benchmarks of asgi-mtls (issue #10): what the middleware costs a real app.
 
-Regenerate ``docs/benchmarks.md`` (about ten minutes)::
+Regenerate ``docs/benchmarks.md`` (five to ten minutes on two cores)::
 
     python -m benchmarks
 

@@ -432,8 +432,8 @@ def render(results: Results, *, command: str, counts: dict[str, str], seconds: f
         "",
         "What asgi-mtls costs a real service, against the targets of issue #10: an "
         "authentication layer that takes a visible share of a service's throughput gets "
-        "ripped out.  This page is generated; regenerate it with the command below (about "
-        "ten minutes), or check that every code path still runs with "
+        "ripped out.  This page is generated; regenerate it with the command below (five to "
+        "ten minutes on two cores), or check that every code path still runs with "
         "`python -m benchmarks --smoke` (seconds; writes nothing).",
         "",
         "## Results",
@@ -449,7 +449,9 @@ def render(results: Results, *, command: str, counts: dict[str, str], seconds: f
         summary_table(results, counts),
         "",
         f"Targets met: {met} of {measured} measured rows.  Spread: the 10th and 90th "
-        "percentiles of the per-round figure.",
+        "percentiles of the per-round figure.  #10 figure: the independent measurement "
+        "quoted in issue #10, taken before this benchmark existed (another app and method: "
+        "for scale, not for comparison).",
         "",
     ]
     direct = results.ratios.get("tls_vs_starlette_auth")
