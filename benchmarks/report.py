@@ -414,9 +414,9 @@ the variant over the baseline: 1.00 is as cheap.
   `VmRSS` after a collection.  Growth is the last sample over the first; a run plateaus
   when its second half added at most {plateau} MiB; the target holds when the peak growth
   is within {limit} MiB and the run plateaus.
-- **Profile** (`benchmarks/hotpath.py`): cProfile over the cached hit path; the table keeps
-  asgi_mtls functions and the C functions they call.  cProfile inflates small calls, so the
-  shares say where to look, not what it costs.
+- **Profile** (`benchmarks/hotpath.py`): cProfile over the cached hit path (its own clock,
+  the wall clock); the table keeps asgi_mtls functions and the C functions they call.
+  cProfile inflates small calls, so the shares say where to look, not what it costs.
 """
 
 
