@@ -216,7 +216,8 @@ async def interleave(
 
 
 def _divide(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator > 0 else math.nan
+    # A side that used no measurable time (a CPU clock that did not tick) has no ratio.
+    return numerator / denominator if numerator > 0 and denominator > 0 else math.nan
 
 
 @dataclass(frozen=True)
