@@ -1,0 +1,178 @@
+"""The hit-path rows of issue #10: a repeat client, in process.
+
+Requests carry the client's certificate as the two deployments deliver it:
+
+- ``tls``: uvicorn with the ``asgi_mtls.uvicorn`` protocol classes terminates TLS; every scope
+  carries its own copy of the connection's ``tls`` extension dict (the same PEM strings,
+  reused on a keep-alive connection) and ``asgi_mtls.peer``, exactly as
+  :mod:`asgi_mtls.uvicorn` builds them;
+- ``nginx``: nginx terminates mutual TLS and forwards ``$ssl_client_escaped_cert`` in
+  ``X-SSL-Client-Cert`` (a new bytes value per request, as the server parses it) from the
+  trusted peer 127.0.0.1;
+- ``anonymous``: a TLS connection without a client certificate, on the public health route.
+
+Both sides of every ratio serve the same scopes; only the app differs.  Before timing, each
+app answers one request of each kind and the answers are checked (the protected route admits
+the repeat client, so the identity really was resolved); after timing, the middleware must
+have validated each certificate once, so the rounds measured the cache hit they claim to.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.types import ASGIApp, Scope
+
+from asgi_mtls import MTLSMiddleware
+from asgi_mtls.authorization.routes import chain
+from asgi_mtls.testing import asgi_tls_scope_extension, nginx_escaped_header
+from benchmarks import apps
+from benchmarks.driver import AsgiVariant, PartResult, call_once, http_scope, interleave
+from benchmarks.pki import PAYMENTS, BenchPKI
+
+__all__ = ["Scopes", "run_inprocess"]
+
+ACCOUNT = "/accounts/42"
+PAYMENT = "/payments/7"
+HEALTH = "/health"
+PEER = {"family": "inet", "host": "127.0.0.1", "port": 40000}
+
+
+class Scopes:
+    """Factories of fresh scopes for the repeat client, one per way of presenting it."""
+
+    def __init__(self, pki: BenchPKI) -> None:
+        # asgi_mtls.uvicorn builds the tls dict once per connection and hands each scope a
+        # copy of it and of its list (the same PEM string objects).  Python 3.13 lets it
+        # read the chain the client sent; before that it has the leaf only.
+        self._tls = asgi_tls_scope_extension(pki.client, include_chain=sys.version_info >= (3, 13))
+        self._no_certificate = asgi_tls_scope_extension(None)
+        self._header = nginx_escaped_header(pki.client).encode("latin-1")
+
+    def tls(self, path: str = ACCOUNT) -> Scope:
+        return self._tls_scope(path, self._tls)
+
+    def anonymous(self, path: str = HEALTH) -> Scope:
+        return self._tls_scope(path, self._no_certificate)
+
+    def nginx(self, path: str = ACCOUNT) -> Scope:
+        headers = [
+            (b"x-ssl-client-cert", bytes(bytearray(self._header))),  # new per request
+            (b"x-ssl-client-verify", b"SUCCESS"),
+            (b"x-forwarded-for", b"203.0.113.9"),
+            (b"x-forwarded-proto", b"https"),
+        ]
+        return http_scope(
+            path,
+            headers=headers,
+            extensions={"asgi_mtls.peer": dict(PEER)},
+            scheme="http",
+            client=("203.0.113.9", 0),
+        )
+
+    @staticmethod
+    def _tls_scope(path: str, shared: dict[str, Any]) -> Scope:
+        tls = {**shared, "client_cert_chain": list(shared["client_cert_chain"])}
+        return http_scope(path, extensions={"tls": tls, "asgi_mtls.peer": dict(PEER)})
+
+
+def _middleware_of(app: Any) -> MTLSMiddleware:
+    for node in chain(getattr(app, "middleware_stack", None) or app):
+        if isinstance(node, MTLSMiddleware):
+            return node
+    raise RuntimeError(f"no MTLSMiddleware in {app!r}")
+
+
+async def _expect(app: ASGIApp, scope: Scope, expected: int, **body: Any) -> None:
+    response = await call_once(app, scope)
+    if response.status != expected:
+        raise RuntimeError(f"{scope['path']}: status {response.status}: {response.body!r}")
+    decoded = json.loads(response.body)
+    for key, value in body.items():
+        if decoded.get(key) != value:
+            raise RuntimeError(f"{scope['path']}: {key}={decoded.get(key)!r}, not {value!r}")
+
+
+async def run_inprocess(
+    pki: BenchPKI,
+    *,
+    rounds: int,
+    requests: int,
+    fastapi_requests: int,
+    progress: Callable[[str], None],
+) -> PartResult:
+    """Every in-process hit-path ratio of issue #10, keyed as in :mod:`benchmarks.report`."""
+    scopes = Scopes(pki)
+    mtls: list[Middleware] = [
+        apps.mtls_middleware(pki.root.certificate, [pki.intermediate.certificate])
+    ]
+    bare = apps.starlette_app()
+    passthrough = apps.starlette_app([Middleware(apps.PassThrough)])
+    starlette_auth = apps.starlette_app(
+        [Middleware(AuthenticationMiddleware, backend=apps.TrivialBackend())]
+    )
+    guarded = apps.starlette_app(mtls)
+    trivially_guarded = apps.starlette_app(mtls, guard=apps.trivial_guard)
+    fastapi_guarded = apps.fastapi_app(mtls)
+    fastapi_trivial = apps.fastapi_app(mtls, dependency=apps.trivial_dependency)
+
+    # What each app must answer, checked once before any timing.
+    for app in (guarded, trivially_guarded, fastapi_guarded, fastapi_trivial):
+        await _expect(app, scopes.tls(PAYMENT), 200, payment="7")
+        await _expect(app, scopes.nginx(PAYMENT), 200, payment="7")
+        await _expect(app, scopes.anonymous(PAYMENT), 401)
+    for app in (bare, passthrough, starlette_auth, guarded):
+        await _expect(app, scopes.tls(), 200, account=42)
+        await _expect(app, scopes.nginx(), 200, account=42)
+        await _expect(app, scopes.anonymous(), 200, status="ok")
+    await _expect(fastapi_guarded, scopes.tls(PAYMENT), 200, by=PAYMENTS)
+
+    progress("starlette rows")
+    starlette_times = await interleave(
+        [
+            AsgiVariant("bare/tls", bare, scopes.tls),
+            AsgiVariant("passthrough/tls", passthrough, scopes.tls),
+            AsgiVariant("starlette_auth/tls", starlette_auth, scopes.tls),
+            AsgiVariant("mtls/tls", guarded, scopes.tls),
+            AsgiVariant("bare/nginx", bare, scopes.nginx),
+            AsgiVariant("mtls/nginx", guarded, scopes.nginx),
+            AsgiVariant("bare/anonymous", bare, scopes.anonymous),
+            AsgiVariant("mtls/anonymous", guarded, scopes.anonymous),
+            AsgiVariant("require/tls", guarded, lambda: scopes.tls(PAYMENT)),
+            AsgiVariant("trivial/tls", trivially_guarded, lambda: scopes.tls(PAYMENT)),
+        ],
+        rounds=rounds,
+        per_round=requests,
+        progress=progress,
+    )
+    progress("fastapi rows")
+    fastapi_times = await interleave(
+        [
+            AsgiVariant("fastapi_require/tls", fastapi_guarded, lambda: scopes.tls(PAYMENT)),
+            AsgiVariant("fastapi_trivial/tls", fastapi_trivial, lambda: scopes.tls(PAYMENT)),
+        ],
+        rounds=rounds,
+        per_round=fastapi_requests,
+        progress=progress,
+    )
+    # One validation per (app, way of presenting the certificate): every timed request hit.
+    for app in (guarded, trivially_guarded, fastapi_guarded, fastapi_trivial):
+        misses = _middleware_of(app).resolver.misses
+        if misses > 2:
+            raise RuntimeError(f"the cached rows validated {misses} times, not at most twice")
+    return PartResult.of(
+        {**starlette_times, **fastapi_times},
+        tls_vs_bare=("throughput", "bare/tls", "mtls/tls"),
+        tls_vs_passthrough=("throughput", "passthrough/tls", "mtls/tls"),
+        starlette_auth_vs_bare=("throughput", "bare/tls", "starlette_auth/tls"),
+        tls_vs_starlette_auth=("throughput", "starlette_auth/tls", "mtls/tls"),
+        nginx_vs_bare=("throughput", "bare/nginx", "mtls/nginx"),
+        require_vs_trivial=("throughput", "trivial/tls", "require/tls"),
+        fastapi_require_vs_trivial=("throughput", "fastapi_trivial/tls", "fastapi_require/tls"),
+        anonymous_vs_bare=("throughput", "bare/anonymous", "mtls/anonymous"),
+    )

@@ -1,0 +1,73 @@
+"""One uvicorn server of the end-to-end run, in its own process (so its CPU time is its own).
+
+    python -m benchmarks.serve {stock,mtls} {tls,proxy} PORT PKI_DIR
+
+``stock``: uvicorn's own protocol classes serving the bare Starlette app of
+:mod:`benchmarks.apps`.  ``mtls``: the same app behind ``MTLSMiddleware``, served with the
+``asgi_mtls.uvicorn`` protocol classes (:func:`asgi_mtls.uvicorn.config`).  ``tls``: uvicorn
+terminates TLS and asks for a client certificate (``CERT_OPTIONAL``, verified against the
+client CA bundle, for both variants alike); ``proxy``: plain HTTP behind nginx, uvicorn's
+default proxy-header handling.  Both variants use httptools, no access log, the default loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ssl
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+import asgi_mtls.uvicorn as mtls_uvicorn
+from benchmarks import apps
+
+__all__ = ["build_config"]
+
+COMMON: dict[str, Any] = {"http": "httptools", "access_log": False, "log_level": "warning"}
+
+
+def build_config(variant: str, mode: str, port: int, pki: Path) -> uvicorn.Config:
+    """The uvicorn configuration of one end-to-end server."""
+    tls = mode == "tls"
+    files = {
+        "certfile": pki / "server.pem",
+        "keyfile": pki / "server.key",
+        "client_ca": pki / "client-ca-bundle.pem",
+    }
+    if variant == "stock":
+        ssl_options: dict[str, Any] = {}
+        if tls:
+            ssl_options = {
+                "ssl_certfile": str(files["certfile"]),
+                "ssl_keyfile": str(files["keyfile"]),
+                "ssl_ca_certs": str(files["client_ca"]),
+                "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+            }
+        return uvicorn.Config(
+            apps.starlette_app(), host="127.0.0.1", port=port, **ssl_options, **COMMON
+        )
+    middleware = apps.mtls_middleware(pki / "root-ca.pem", pki / "intermediate.pem")
+    return mtls_uvicorn.config(
+        apps.starlette_app([middleware]),
+        host="127.0.0.1",
+        port=port,
+        certfile=files["certfile"] if tls else None,
+        keyfile=files["keyfile"] if tls else None,
+        client_ca=files["client_ca"] if tls else None,
+        **COMMON,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant", choices=["stock", "mtls"])
+    parser.add_argument("mode", choices=["tls", "proxy"])
+    parser.add_argument("port", type=int)
+    parser.add_argument("pki", type=Path)
+    args = parser.parse_args()
+    uvicorn.Server(build_config(args.variant, args.mode, args.port, args.pki)).run()
+
+
+if __name__ == "__main__":
+    main()
