@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 
+from asgi_mtls.authorization.dry_run import DryRun
 from asgi_mtls.authorization.requirements import ClientRequirement, Requirement
 from asgi_mtls.authorization.routes import (
     MAX_DEPTH,
@@ -33,7 +34,8 @@ from asgi_mtls.errors import ConfigurationError
 __all__ = ["AppAudit", "RouteAudit", "audit_app", "find_authorizer"]
 
 _HTTP_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
-Status = Literal["protected", "public", "open", "refused"]
+#: ``dry_run``: the route's only requirements are in report mode (open to anyone meanwhile).
+Status = Literal["protected", "public", "open", "refused", "dry_run"]
 
 
 def find_authorizer(app: object) -> RouteAuthorizer | None:
@@ -98,10 +100,15 @@ class AppAudit:
         return {
             "middleware": settings is not None,
             "deny_by_default": bool(settings and settings.deny_by_default),
+            "deny_by_default_dry_run": bool(settings and settings.deny_by_default_dry_run),
             "require_certificate": bool(settings and settings.require_certificate),
             "exempt_paths": [path for path, _ in settings.exempt_paths] if settings else [],
             "policies": [
-                {"pattern": pattern, "allowed": policy.describe()}
+                {
+                    "pattern": pattern,
+                    "allowed": policy.describe(),
+                    "dry_run": isinstance(policy, DryRun),
+                }
                 for pattern, policy in (settings.policies if settings else ())
             ],
             "roles": settings.roles.describe() if settings and settings.roles else {},
@@ -145,6 +152,7 @@ def _evaluate(
     if settings is not None and settings.require_certificate and not settings.is_exempt(path):
         found.append(Declaration("require_certificate", ClientRequirement()))
     requirements = [d.requirement for d in found if isinstance(d.requirement, Requirement)]
+    dry_runs = [d.requirement for d in found if isinstance(d.requirement, DryRun)]
     if not declared and settings is not None and settings.deny_by_default:
         return tuple(found), "refused", "nobody (no requirement declared; deny_by_default)"
     if requirements:
@@ -152,8 +160,17 @@ def _evaluate(
             r._nested() if len(requirements) > 1 else r.describe() for r in requirements
         )
         return tuple(found), "protected", allowed
+    if dry_runs:
+        would = " and ".join(d.requirement.describe() for d in dry_runs)
+        return tuple(found), "dry_run", f"anyone (dry run: would require {would})"
     if declared:
         return tuple(found), "public", "public"
+    if settings is not None and settings.deny_by_default_dry_run:
+        return (
+            tuple(found),
+            "open",
+            "anyone (no requirement declared; deny_by_default dry run reports it)",
+        )
     return tuple(found), "open", "anyone (no requirement declared)"
 
 

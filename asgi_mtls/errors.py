@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import enum
 import json
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.exceptions import HTTPException
 
-from asgi_mtls.diagnostics import hint_for_refusal
+if TYPE_CHECKING:
+    from asgi_mtls.identity import ClientIdentity
 
 __all__ = [
     "WS_POLICY_VIOLATION",
     "CertificateRejected",
     "ConfigurationError",
+    "Denied",
     "Rejection",
     "RejectionReason",
-    "log_rejection",
     "malformed",
     "send_rejection",
 ]
-
-logger = logging.getLogger("asgi_mtls")
 
 #: WebSocket close code for a connection denied by policy (RFC 6455, section 7.4.1).
 WS_POLICY_VIOLATION: Final = 1008
@@ -92,6 +90,20 @@ class RejectionReason(enum.StrEnum):
     #: The middleware could not be configured (a :class:`ConfigurationError`) and the server
     #: ran no lifespan to stop it at startup: every request is refused until it is fixed.
     MISCONFIGURED = "misconfigured"
+    #: The app's identity hook (``on_identity``) returned ``None``: a valid certificate whose
+    #: client the app refuses (a disabled account, an unknown tenant).
+    IDENTITY_REFUSED = "identity_refused"
+    #: The identity hook raised, or returned something other than an identity of the same
+    #: certificate (fail closed; not cached, the next request asks again).
+    IDENTITY_HOOK_ERROR = "identity_hook_error"
+    #: The identity hook did not answer within its timeout (fail closed; not cached).
+    IDENTITY_HOOK_TIMEOUT = "identity_hook_timeout"
+    #: RFC 8705: binding is required and the access token has no ``cnf`` ``x5t#S256``
+    #: confirmation.  Answered as OAuth ``invalid_token`` (RFC 6750 section 3.1).
+    TOKEN_NOT_BOUND = "token_not_bound"  # noqa: S105 - a reason code, not a secret
+    #: RFC 8705: the token's ``cnf`` ``x5t#S256`` is not the thumbprint of the client
+    #: certificate of this request (or there is none).  Answered as ``invalid_token``.
+    TOKEN_BINDING_MISMATCH = "token_binding_mismatch"  # noqa: S105 - a reason code
 
     @property
     def status_code(self) -> int:
@@ -126,6 +138,11 @@ _STATUS: Final[dict[RejectionReason, int]] = {
     RejectionReason.INVALID_NAME: 401,
     RejectionReason.SOURCE_ERROR: 400,
     RejectionReason.MISCONFIGURED: 503,
+    RejectionReason.IDENTITY_REFUSED: 403,
+    RejectionReason.IDENTITY_HOOK_ERROR: 503,
+    RejectionReason.IDENTITY_HOOK_TIMEOUT: 503,
+    RejectionReason.TOKEN_NOT_BOUND: 401,
+    RejectionReason.TOKEN_BINDING_MISMATCH: 401,
 }
 
 _MESSAGES: Final[dict[RejectionReason, str]] = {
@@ -156,6 +173,21 @@ _MESSAGES: Final[dict[RejectionReason, str]] = {
     RejectionReason.SOURCE_ERROR: "the client certificate could not be read from the request",
     RejectionReason.MISCONFIGURED: "client certificate checking is not configured correctly on "
     "this server",
+    RejectionReason.IDENTITY_REFUSED: "this client is not allowed to use this service",
+    RejectionReason.IDENTITY_HOOK_ERROR: "the client could not be looked up; try again later",
+    RejectionReason.IDENTITY_HOOK_TIMEOUT: "the client could not be looked up in time; try again "
+    "later",
+    RejectionReason.TOKEN_NOT_BOUND: "the access token is not bound to a client certificate",
+    RejectionReason.TOKEN_BINDING_MISMATCH: "the access token is not bound to this client "
+    "certificate",
+}
+
+#: RFC 6750 section 3: the ``WWW-Authenticate`` challenge of the refusals that concern an
+#: OAuth access token (RFC 8705 certificate binding): ``invalid_token``, with a fixed
+#: description (only characters RFC 6750 allows in ``error_description``).
+_CHALLENGES: Final[dict[RejectionReason, str]] = {
+    reason: f'Bearer error="invalid_token", error_description="{_MESSAGES[reason]}"'
+    for reason in (RejectionReason.TOKEN_NOT_BOUND, RejectionReason.TOKEN_BINDING_MISMATCH)
 }
 
 
@@ -178,10 +210,12 @@ class Rejection:
 
     reason: RejectionReason
     detail: str = ""
+    #: The certificate source that presented what was refused, when known (events, metrics).
+    source: str | None = None
 
     def exception(self) -> CertificateRejected:
         """A fresh exception for this refusal (never the same object twice)."""
-        return CertificateRejected(self.reason, self.detail)
+        return CertificateRejected(self.reason, self.detail, source=self.source)
 
 
 class CertificateRejected(HTTPException):
@@ -192,32 +226,64 @@ class CertificateRejected(HTTPException):
     handling turns it into a 4xx even where the middleware cannot answer it itself.
     """
 
-    def __init__(self, reason: RejectionReason, log_detail: str = "") -> None:
-        super().__init__(reason.status_code, reason.message, {"cache-control": "no-store"})
+    def __init__(
+        self, reason: RejectionReason, log_detail: str = "", *, source: str | None = None
+    ) -> None:
+        headers = {"cache-control": "no-store"}
+        challenge = _CHALLENGES.get(reason)
+        if challenge is not None:
+            headers["www-authenticate"] = challenge
+        super().__init__(reason.status_code, reason.message, headers)
         self.reason = reason
         self.log_detail = log_detail
+        #: The certificate source involved, when known (``"tls"``, ``"nginx"``...).
+        self.source = source
 
     def __str__(self) -> str:
         return f"{self.reason.value}: {self.log_detail}" if self.log_detail else self.reason.value
 
     @property
     def rejection(self) -> Rejection:
-        """This refusal as a value (reason and detail), safe to keep."""
-        return Rejection(self.reason, self.log_detail)
+        """This refusal as a value (reason, detail, source), safe to keep."""
+        return Rejection(self.reason, self.log_detail, self.source)
 
     def __repr__(self) -> str:
         return f"CertificateRejected({self.reason.value!r}, {self.log_detail!r})"
 
     def json_body(self) -> bytes:
-        """The response body: ``{"error": "client_certificate", "reason": ..., "message": ...}``."""
+        """The response body: ``{"error": "client_certificate", "reason": ..., "message": ...}``
+        (``"error": "invalid_token"`` for the token binding codes, as RFC 6750 names them)."""
         return json.dumps(
             {
-                "error": "client_certificate",
+                "error": "invalid_token" if self.reason in _CHALLENGES else "client_certificate",
                 "reason": self.reason.value,
                 "message": self.reason.message,
             },
             separators=(",", ":"),
         ).encode()
+
+
+class Denied(CertificateRejected):
+    """An authorization refusal (``missing`` or ``forbidden``): a requirement, a path policy,
+    ``require_certificate`` or ``deny_by_default`` said no.  ``where`` says which
+    (``"route"``, ``"policy /admin/*"``, ``"deny_by_default"``, ``"require_certificate"``),
+    ``requirement`` what was required and ``identity`` whom it refused (``None``: anonymous),
+    for events and metrics (issue #13); the client sees the same answer as for any other
+    refusal."""
+
+    def __init__(
+        self,
+        reason: RejectionReason,
+        log_detail: str = "",
+        *,
+        where: str,
+        requirement: str,
+        identity: ClientIdentity | None = None,
+    ) -> None:
+        super().__init__(reason, log_detail)
+        self.where = where
+        self.requirement = requirement
+        self.identity = identity
 
 
 def malformed(detail: str) -> CertificateRejected:
@@ -237,7 +303,7 @@ async def send_rejection(
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
+        *((name.encode(), value.encode("latin-1")) for name, value in (exc.headers or {}).items()),
     ]
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
@@ -253,24 +319,3 @@ async def send_rejection(
         await send(
             {"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": exc.reason.value}
         )
-
-
-def log_rejection(scope: Mapping[str, Any], exc: CertificateRejected, peer: object) -> None:
-    """One warning line per refused request, on the ``asgi_mtls`` logger.
-
-    Values that come from the request are ``repr``-escaped so that a path or a certificate
-    field cannot forge log lines.  ``peer`` is the transport peer (``None``: not reported by
-    the server); ``client`` is ``scope["client"]``, which a server may have taken from
-    ``X-Forwarded-For``.
-    """
-    client = scope.get("client")
-    logger.warning(
-        "client certificate rejected: reason=%s status=%d path=%r client=%r peer=%s detail=%r",
-        exc.reason.value,
-        exc.status_code,
-        scope.get("path"),
-        client[0] if client else None,
-        peer if peer is not None else "unknown",
-        exc.log_detail,
-    )
-    hint_for_refusal(scope, exc.reason.value, peer)

@@ -20,12 +20,12 @@ scope types pass through, the lifespan watched to start and stop background work
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
-import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Concatenate, ParamSpec, cast
+from typing import Any, Concatenate, Literal, ParamSpec, cast
 
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import HTTPConnection
@@ -40,9 +40,10 @@ from asgi_mtls.cache import OutcomeCache
 from asgi_mtls.errors import (
     CertificateRejected,
     ConfigurationError,
-    log_rejection,
     send_rejection,
 )
+from asgi_mtls.events import ConfigurationWarning, Listener
+from asgi_mtls.hooks import IdentityHook, IdentityHookFunction, PendingIdentity
 from asgi_mtls.identity import (
     ClientIdentity,
     PrincipalMapper,
@@ -51,7 +52,8 @@ from asgi_mtls.identity import (
     resolve_principal_strategy,
 )
 from asgi_mtls.inject import inject
-from asgi_mtls.resolver import CertificateResolver
+from asgi_mtls.observe import DEFAULT_EXPIRY_WARNING, Observers
+from asgi_mtls.resolver import NEGATIVE_TTL, CertificateResolver
 from asgi_mtls.sources import (
     CertificateSource,
     HeaderSource,
@@ -65,7 +67,6 @@ from asgi_mtls.validation import CertificateInput, CertificateValidator
 
 __all__ = ["ErrorHandler", "MTLSMiddleware"]
 
-logger = logging.getLogger("asgi_mtls")
 P = ParamSpec("P")
 
 #: ``on_error(connection, rejection)``: the response for a refused HTTP request.
@@ -127,7 +128,8 @@ class MTLSMiddleware:
         runs (see :mod:`asgi_mtls.authorization.policies`: exact or ``*``-prefix patterns on
         the routed path, most specific wins).
     :param deny_by_default: refuse (403 ``forbidden``) every request whose route declares no
-        requirement and is not covered by a policy, before the endpoint runs.
+        requirement and is not covered by a policy, before the endpoint runs.  ``"dry_run"``:
+        report those requests (a ``WouldDeny`` event) and serve them.
     :param require_certificate: refuse (401 ``missing``) any request without a certificate,
         except on ``exempt_paths``.
     :param exempt_paths: paths on which no certificate is read at all (health checks).  An
@@ -143,6 +145,15 @@ class MTLSMiddleware:
         ``app.add_middleware``).  Default: the JSON body of :mod:`asgi_mtls.errors`.
     :param cache_size: verification outcomes kept (distinct certificates).
     :param cache_bytes: bytes those outcomes may hold, keys (raw header values) included.
+    :param listeners: who hears what the middleware decides (:mod:`asgi_mtls.events`).
+        Default: ``[LogListener()]``, the log lines; ``[]``: no events, no log lines.  Add
+        ``PrometheusListener()`` or ``OpenTelemetryListener()`` beside the log listener.
+    :param on_identity: ``async def on_identity(identity) -> identity | None``, or an
+        :class:`~asgi_mtls.hooks.IdentityHook` with a timeout and ttl: the app's own look-up,
+        once per certificate, its answer cached with the identity (:mod:`asgi_mtls.hooks`).
+    :param expiry_warning: say once per certificate (log line, event, metric) when a client
+        certificate has less than this left (a ``timedelta`` or seconds; ``None``: off);
+        short-lived certificates only past two thirds of their lifetime.
     """
 
     @_fail_fast
@@ -157,7 +168,7 @@ class MTLSMiddleware:
         principal: StrategyName | str | PrincipalMapper | PrincipalStrategy = "default",
         roles: RoleMap | str | os.PathLike[str] | Mapping[str, Any] | None = None,
         policies: Mapping[str, PolicyValue] | Iterable[tuple[str, PolicyValue]] | None = None,
-        deny_by_default: bool = False,
+        deny_by_default: bool | Literal["dry_run"] = False,
         require_certificate: bool = False,
         exempt_paths: Iterable[str] = (),
         trust_scope_client: bool = False,
@@ -165,6 +176,9 @@ class MTLSMiddleware:
         on_error: ErrorHandler | None = None,
         cache_size: int = 4096,
         cache_bytes: int = 32 * 1024 * 1024,
+        listeners: Iterable[Listener] | None = None,
+        on_identity: IdentityHookFunction | IdentityHook | None = None,
+        expiry_warning: dt.timedelta | float | None = DEFAULT_EXPIRY_WARNING,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
@@ -185,14 +199,29 @@ class MTLSMiddleware:
             raise ConfigurationError(
                 f"sources: certificate source names must be unique, got {names}"
             )
-        if trusted_proxies and not any(source.requires_trusted_proxy for source in sources):
-            logger.warning(
-                "trusted_proxies is set but no source reads certificate headers, so no "
-                "proxy's header is ever read: add HeaderSource('nginx') (or your proxy's "
-                "format) to sources="
-            )
         if on_untrusted_header not in ("reject", "ignore"):
             raise ConfigurationError("on_untrusted_header must be 'reject' or 'ignore'")
+        cache: OutcomeCache[Any] = OutcomeCache(cache_size, cache_bytes, clock=clock)
+        # Listeners, the identity hook, expiry warnings (issue #13; asgi_mtls.observe).
+        observers = Observers.build(
+            listeners=listeners,
+            on_identity=on_identity,
+            expiry_warning=expiry_warning,
+            cache=cache,
+            validator=self.validator,
+            negative_ttl=NEGATIVE_TTL,
+            clock=clock,
+        )
+        self.events, self.hooks = observers.events, observers.hooks
+        if trusted_proxies and not any(source.requires_trusted_proxy for source in sources):
+            observers.bus.emit(
+                ConfigurationWarning(
+                    "trusted_proxies",
+                    "trusted_proxies is set but no source reads certificate headers, so no "
+                    "proxy's header is ever read: add HeaderSource('nginx') (or your proxy's "
+                    "format) to sources=",
+                )
+            )
         role_map = load_roles(roles)
         self._peer = {"trust_scope_client": trust_scope_client}
         self.resolver = CertificateResolver(
@@ -207,8 +236,9 @@ class MTLSMiddleware:
             ),
             trust_scope_client=trust_scope_client,
             ignore_untrusted_headers=on_untrusted_header == "ignore",
-            cache=OutcomeCache(cache_size, cache_bytes, clock=clock),
+            cache=cache,
             clock=clock,
+            miss_path=observers.miss_path,
         )
         self.authorizer = RouteAuthorizer(
             app,
@@ -217,14 +247,25 @@ class MTLSMiddleware:
             require_certificate=require_certificate,
             exempt_paths=exempt_paths,
             roles=role_map,
+            report=self.events.emit if self.events is not None else None,
         )
         self.on_error = on_error
         self._started = False
         self._answer_route_rejections(app)
         # The per-request path is shaped by the configuration once, here (issue #10): no
         # exempt paths, no path lookup; nothing to decide before the app, no call.
-        self._identify = self._identify_unless_exempt if exempt_paths else self.resolver.resolve
+        self._identify: Callable[[Scope], ClientIdentity | None] = (
+            self._identify_unless_exempt if exempt_paths else self.resolver.resolve
+        )
         self._authorize = self.authorizer.authorize if self.authorizer.active else None
+        # Per-request events only if a listener takes them (asgi_mtls.observe).
+        self._identify = observers.attach(
+            app=chain(app),
+            validator=self.validator,
+            cache=cache,
+            identify=self._identify,
+            resolver=self.resolver,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -257,7 +298,13 @@ class MTLSMiddleware:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, exc: CertificateRejected
     ) -> None:
-        log_rejection(scope, exc, transport_peer(scope, **self._peer))
+        if isinstance(exc, PendingIdentity) and self.hooks is not None:
+            # A certificate's first request, with on_identity: await the hook once, then serve
+            # the request again from its cached answer (asgi_mtls.hooks).
+            await self.hooks.resume(exc, lambda: self(scope, receive, send))
+            return
+        if self.events is not None:
+            self.events.refused(scope, exc, transport_peer(scope, **self._peer))
         if self.on_error is not None and scope["type"] == "http":
             response = await _respond(self.on_error, HTTPConnection(scope, receive), exc)
             await response(scope, receive, send)
@@ -280,7 +327,9 @@ class MTLSMiddleware:
     async def _route_rejection(self, connection: HTTPConnection, exc: Exception) -> Any:
         if self.on_error is not None and connection.scope["type"] == "http":
             assert isinstance(exc, CertificateRejected)  # registered for it only
-            log_rejection(connection.scope, exc, transport_peer(connection.scope, **self._peer))
+            if self.events is not None:
+                peer = transport_peer(connection.scope, **self._peer)
+                self.events.refused(connection.scope, exc, peer)
             return await _respond(self.on_error, connection, exc)
         return await rejection_handler(connection, exc)
 

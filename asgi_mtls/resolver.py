@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from asgi_mtls.authorization.roles import RoleMap
 from asgi_mtls.cache import OutcomeCache
@@ -25,6 +25,9 @@ from asgi_mtls.sources import CertificateSource, TrustedProxies, transport_peer
 from asgi_mtls.sources.proxies import ProxyHops
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 from asgi_mtls.validation import CertificateValidator
+
+if TYPE_CHECKING:
+    from asgi_mtls.observe import MissPath
 
 __all__ = ["NEGATIVE_TTL", "POSITIVE_TTL", "CertificateResolver"]
 
@@ -70,6 +73,7 @@ class CertificateResolver:
         ignore_untrusted_headers: bool,
         cache: OutcomeCache[Outcome],
         clock: Callable[[], float] = time.time,
+        miss_path: MissPath | None = None,
     ) -> None:
         self.sources = tuple(sources)
         self.validator = validator
@@ -85,6 +89,8 @@ class CertificateResolver:
         self._generation = validator.generation
         #: Outcomes computed rather than found in the cache (each a decode and a validation).
         self.misses = 0
+        #: Events, expiry warnings and the identity hook, on misses only (asgi_mtls.observe).
+        self.miss_path = miss_path
 
     def resolve(self, scope: Mapping[str, Any]) -> ClientIdentity | None:
         """The identity of ``scope``'s client, ``None`` if it presented no certificate.
@@ -133,18 +139,24 @@ class CertificateResolver:
         if proxies.trusts(peer, scope):
             return True
         if self.ignore_untrusted_headers:
+            if self.miss_path is not None:
+                self.miss_path.ignored_header(scope, source.name, peer)
             return False
         why = "unknown transport peer" if peer is None else f"peer {peer}"
         raise CertificateRejected(
             RejectionReason.UNTRUSTED_PROXY,
             f"{source.name} certificate header from untrusted {why}",
+            source=source.name,
         )
 
     def _miss(
         self, key: tuple[str, RawValues], source: CertificateSource, raw: RawValues
     ) -> Outcome:
         self.misses += 1
-        outcome, expires_at, size = self._verify(source, raw)
+        if self.miss_path is None:
+            outcome, expires_at, size = self._verify(source, raw)
+        else:  # events, expiry warnings, the identity hook (asgi_mtls.observe)
+            outcome, expires_at, size = self.miss_path.verify(key, source, raw, self._verify)
         refusal = isinstance(outcome, Rejection)
         self.cache.put(key, outcome, expires_at, size=size, refusal=refusal)
         return outcome

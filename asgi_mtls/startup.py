@@ -35,14 +35,14 @@ from asgi_mtls.errors import (
     CertificateRejected,
     ConfigurationError,
     RejectionReason,
-    log_rejection,
     send_rejection,
 )
+from asgi_mtls.events.dispatch import default_bus
 from asgi_mtls.sources import transport_peer
 
 __all__ = ["MisconfiguredApp", "as_configuration_error", "built_by_starlette"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = logging.getLogger("asgi_mtls.config")
 
 #: How many frames up from the middleware's ``__init__`` Starlette's builder may be
 #: (the constructor, a subclass's, a decorator's wrapper).
@@ -101,5 +101,6 @@ class MisconfiguredApp:
                 error,
             )
         refusal = CertificateRejected(RejectionReason.MISCONFIGURED, str(error))
-        log_rejection(scope, refusal, transport_peer(scope, trust_scope_client=False))
+        # The middleware's listeners were never built: the log listener reports the refusal.
+        default_bus().refused(scope, refusal, transport_peer(scope, trust_scope_client=False))
         await send_rejection(scope, send, refusal)

@@ -38,7 +38,7 @@ def test_example_app_json(capsys):
     assert data["middleware"] is True
     assert data["deny_by_default"] is True
     assert data["roles"] == {"bank-service": "SPIFFE ID matches spiffe://bank.example/*"}
-    assert {"pattern": "/docs/*", "allowed": "public"} in data["policies"]
+    assert {"pattern": "/docs/*", "allowed": "public", "dry_run": False} in data["policies"]
     compact = [
         (r["kind"], r["methods"], r["path"], r["status"], r["allowed"]) for r in data["routes"]
     ]
@@ -61,9 +61,11 @@ def test_example_app_json(capsys):
         ("websocket", [], "/ws", "protected", "any valid client certificate"),
     ]
     routes = by_path(data)
-    assert routes["/health GET"]["requirements"] == [{"source": "decorator", "allowed": "public"}]
+    assert routes["/health GET"]["requirements"] == [
+        {"source": "decorator", "allowed": "public", "dry_run": False}
+    ]
     assert routes["/docs GET,HEAD"]["requirements"] == [
-        {"source": "policy /docs", "allowed": "public"}
+        {"source": "policy /docs", "allowed": "public", "dry_run": False}
     ]
     assert routes["/whoami GET"]["endpoint"].endswith("create_app.<locals>.whoami")
     assert not any(route["flagged"] for route in data["routes"])
@@ -145,8 +147,12 @@ def test_deny_by_default_flags_undeclared_routes(pki, capsys, tmp_path, monkeypa
     assert refused["status"] == "refused" and refused["flagged"] is True
     assert refused["allowed"] == "nobody (no requirement declared; deny_by_default)"
     assert routes["/whoami GET,HEAD"]["requirements"] == [
-        {"source": "decorator", "allowed": "any valid client certificate"},
-        {"source": "require_certificate", "allowed": "any valid client certificate"},
+        {"source": "decorator", "allowed": "any valid client certificate", "dry_run": False},
+        {
+            "source": "require_certificate",
+            "allowed": "any valid client certificate",
+            "dry_run": False,
+        },
     ]
     assert data["exempt_paths"] == ["/health"]
     assert main(["routes", "audited_app:app", "--app-dir", str(tmp_path)]) == 0

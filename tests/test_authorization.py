@@ -89,8 +89,15 @@ def test_rejection_is_an_http_exception_without_the_log_detail():
 
 
 def test_every_reason_has_a_status_and_a_message():
+    # 503: the server's own state (a configuration, the app's identity look-up), not the
+    # client's certificate; the client may try again later.
+    unavailable = {
+        RejectionReason.MISCONFIGURED,
+        RejectionReason.IDENTITY_HOOK_ERROR,
+        RejectionReason.IDENTITY_HOOK_TIMEOUT,
+    }
     for reason in RejectionReason:
-        expected = (503,) if reason is RejectionReason.MISCONFIGURED else (400, 401, 403)
+        expected = (503,) if reason in unavailable else (400, 401, 403)
         assert reason.status_code in expected
         assert reason.message
         assert CertificateRejected(reason).json_body()

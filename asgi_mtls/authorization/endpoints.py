@@ -19,7 +19,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from asgi_mtls.errors import CertificateRejected, log_rejection, send_rejection
+from asgi_mtls.errors import CertificateRejected, send_rejection
+from asgi_mtls.events.dispatch import bus_for
 from asgi_mtls.identity import ClientIdentity
 from asgi_mtls.inject import get_client_identity
 from asgi_mtls.sources.proxies import transport_peer
@@ -28,7 +29,7 @@ from asgi_mtls.sources.proxies import transport_peer
 class _Check(Protocol):
     """What :func:`guard` needs of a requirement."""
 
-    def check(self, connection: HTTPConnection) -> ClientIdentity: ...
+    def check(self, connection: HTTPConnection) -> ClientIdentity | None: ...
 
 
 __all__ = [
@@ -94,7 +95,7 @@ def _mark(wrapper: Callable[..., Any], declaration: Declarable) -> Callable[...,
 
 def guard(requirement: _Check, endpoint: F) -> F:
     """``endpoint`` (sync or async HTTP, or WebSocket) refusing clients ``requirement``
-    does not allow, before it runs."""
+    does not allow, before it runs (a dry-run requirement's ``check`` never refuses)."""
     if PUBLIC in declared_requirements(endpoint):
         raise TypeError(f"{endpoint!r} is marked PUBLIC; it cannot also have a requirement")
     parameters = list(inspect.signature(endpoint).parameters)
@@ -182,17 +183,21 @@ PUBLIC: Final = Public()
 
 
 def rejection_response(exc: CertificateRejected) -> Response:
-    """The JSON response of a refused HTTP request (``no-store``)."""
+    """The JSON response of a refused HTTP request (``no-store``, and the RFC 6750
+    challenge of the token binding codes)."""
     return Response(
         exc.json_body(),
         status_code=exc.status_code,
         media_type="application/json",
-        headers={"cache-control": "no-store"},
+        headers=exc.headers,
     )
 
 
 def _log_denied(connection: HTTPConnection, exc: CertificateRejected) -> None:
-    log_rejection(connection.scope, exc, transport_peer(connection.scope, trust_scope_client=False))
+    """Report a refusal answered inside the app to the listeners of the middleware in front
+    of it (the log line, metrics; :func:`~asgi_mtls.events.bus_for`)."""
+    scope = connection.scope
+    bus_for(scope).refused(scope, exc, transport_peer(scope, trust_scope_client=False))
 
 
 async def rejection_handler(connection: HTTPConnection, exc: Exception) -> Response | None:

@@ -20,9 +20,11 @@ Semantics:
   (issue #8: a policy checked on another path than the router's is a bypass);
 - **the most specific pattern wins**, whatever the declaration order: an exact pattern beats
   every prefix, a longer prefix beats a shorter one.  One policy applies per request;
-- the value is a requirement (anonymous → 401 ``missing``, not allowed → 403 ``forbidden``)
-  or ``PUBLIC`` (no check).  The policy is checked by the middleware before the app runs; the
-  route's own requirements (decorator, dependency) still apply after it.
+- the value is a requirement (anonymous → 401 ``missing``, not allowed → 403 ``forbidden``),
+  ``PUBLIC`` (no check), or ``dry_run(requirement)`` (report mode: what it would refuse is
+  reported, nothing is refused; :mod:`~asgi_mtls.authorization.dry_run`).  The policy is
+  checked by the middleware before the app runs; the route's own requirements (decorator,
+  dependency) still apply after it.
 
 The same :class:`PathTable` matches the middleware's ``exempt_paths``.
 """
@@ -32,13 +34,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from asgi_mtls.authorization.dry_run import DryRun
 from asgi_mtls.authorization.requirements import Public, Requirement
 from asgi_mtls.identity.names import check_name
 
 __all__ = ["PathPolicies", "PathTable", "PolicyValue", "route_path"]
 
-#: A path table value: a requirement, or ``PUBLIC`` (no check).
-PolicyValue = Requirement | Public
+#: A path table value: a requirement, ``PUBLIC`` (no check), or a requirement in report mode
+#: (:func:`~asgi_mtls.authorization.dry_run.dry_run`).
+PolicyValue = Requirement | Public | DryRun
 V = TypeVar("V")
 
 
@@ -112,7 +116,8 @@ class PathPolicies(PathTable[PolicyValue]):
     ) -> None:
         super().__init__(policies, "path")
         for pattern, policy in self.patterns:
-            if not isinstance(policy, Requirement | Public):
+            if not isinstance(policy, Requirement | Public | DryRun):
                 raise TypeError(
-                    f"policy for {pattern!r} must be a requirement or PUBLIC, not {policy!r}"
+                    f"policy for {pattern!r} must be a requirement, PUBLIC or dry_run(...), "
+                    f"not {policy!r}"
                 )

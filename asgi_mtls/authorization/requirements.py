@@ -47,7 +47,7 @@ from asgi_mtls.authorization.endpoints import (
     rejection_handler,
     rejection_response,
 )
-from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.errors import Denied, RejectionReason
 from asgi_mtls.identity import ClientIdentity
 from asgi_mtls.identity.names import (
     NameKind,
@@ -133,21 +133,40 @@ class Requirement(Declarable):
         return f"not {self._nested()}"
 
     def verify(self, identity: ClientIdentity | None, *, context: str = "") -> ClientIdentity:
-        """``identity`` if it is allowed; else raise ``CertificateRejected``: ``missing``
-        (anonymous) or ``forbidden``, with the denying condition in the log detail."""
+        """``identity`` if it is allowed; else raise :class:`~asgi_mtls.errors.Denied` (a
+        ``CertificateRejected``): ``missing`` (anonymous) or ``forbidden``, with the denying
+        condition in the log detail.  ``context`` says where the requirement applies
+        (``"policy /admin/*"``; empty: a route)."""
         prefix = f"{context}: " if context else ""
+        where = context or "route"
         if identity is None:
-            raise CertificateRejected(RejectionReason.MISSING, f"{prefix}anonymous request")
+            raise Denied(
+                RejectionReason.MISSING,
+                f"{prefix}anonymous request",
+                where=where,
+                requirement=self._described(),
+            )
         if not self.allows(identity):
             try:
                 why = self.explain(identity)
             except Exception:  # explaining must not turn a denial into a 500
                 why = f"not {self._nested()}"
-            raise CertificateRejected(
+            raise Denied(
                 RejectionReason.FORBIDDEN,
                 f"{prefix}{identity.principal_kind.value} {identity.principal!r}: {why}",
+                where=where,
+                requirement=self._described(),
+                identity=identity,
             )
         return identity
+
+    def _described(self) -> str:
+        """:meth:`describe` for a denial's event; a requirement that cannot describe itself
+        is named by its type (a denial must never become a 500)."""
+        try:
+            return self.describe()
+        except Exception:
+            return type(self).__name__
 
     def check(self, connection: HTTPConnection | Mapping[str, Any]) -> ClientIdentity:
         """The identity on ``connection`` if allowed; else raise ``CertificateRejected``."""

@@ -18,17 +18,19 @@ router routes on (:func:`~asgi_mtls.authorization.policies.route_path`, issue #8
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from starlette.routing import BaseRoute, Host, Match, Mount, Router
 
+from asgi_mtls.authorization.dry_run import DryRun
 from asgi_mtls.authorization.endpoints import Declarable, declared_requirements
 from asgi_mtls.authorization.policies import PathPolicies, PathTable, PolicyValue, route_path
 from asgi_mtls.authorization.requirements import Public, Requirement
 from asgi_mtls.authorization.roles import RoleMap
-from asgi_mtls.errors import CertificateRejected, ConfigurationError, RejectionReason
+from asgi_mtls.errors import ConfigurationError, Denied, RejectionReason
+from asgi_mtls.events.types import Event, WouldDeny
 from asgi_mtls.identity import ClientIdentity
 
 __all__ = [
@@ -53,8 +55,17 @@ class Declaration:
     source: str  # "decorator", "dependency", "policy /admin/*", "require_certificate"
     requirement: Declarable
 
-    def to_json(self) -> dict[str, str]:
-        return {"source": self.source, "allowed": self.requirement.describe()}
+    @property
+    def dry_run(self) -> bool:
+        """Whether the requirement is in report mode (reports, never refuses)."""
+        return isinstance(self.requirement, DryRun)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "allowed": self.requirement.describe(),
+            "dry_run": self.dry_run,
+        }
 
 
 def chain(app: object) -> Iterator[object]:
@@ -137,7 +148,7 @@ def route_declarations(route: Any, method: str | None = None) -> tuple[Declarati
         )
     ]
     for call in _dependency_calls(getattr(route, "dependant", None)):
-        if isinstance(call, Requirement | Public):
+        if isinstance(call, Requirement | Public | DryRun):
             found.append(Declaration("dependency", call))
     return tuple(found)
 
@@ -245,7 +256,7 @@ def _check_exempt_policies(policies: PathPolicies, exempt: PathTable[bool]) -> N
     exempt_prefixes = [pattern for pattern, _ in exempt if pattern.endswith("*")]
     exempt_exact = {pattern for pattern, _ in exempt if not pattern.endswith("*")}
     for pattern, policy in policies:
-        if not isinstance(policy, Requirement):
+        if not isinstance(policy, Requirement | DryRun):
             continue
         key = pattern.removesuffix("*")
         covering = [p for p in exempt_prefixes if key.startswith(p.removesuffix("*"))]
@@ -263,13 +274,16 @@ class RouteAuthorizer:
     """What the middleware decides about a request before the app runs.
 
     :param app: the app whose routes the ``deny_by_default`` gate reads.
-    :param policies: the path table (``{pattern: requirement or PUBLIC}``).
+    :param policies: the path table (``{pattern: requirement, PUBLIC or dry_run(...)}``).
     :param deny_by_default: refuse (403 ``forbidden``) a request whose route declares no
-        requirement and is not covered by a policy.
+        requirement and is not covered by a policy; ``"dry_run"``: report it instead
+        (:class:`~asgi_mtls.events.WouldDeny`) and let it through.
     :param require_certificate: refuse (401 ``missing``) any anonymous request outside
         ``exempt_paths``.
     :param exempt_paths: paths on which no certificate is read at all (``*`` ends a prefix).
     :param roles: the role map, for reports (the resolver grants the roles).
+    :param report: where report-mode refusals go (the middleware's listeners; ``None``: they
+        are dropped).
     """
 
     def __init__(
@@ -277,21 +291,32 @@ class RouteAuthorizer:
         app: object,
         *,
         policies: Mapping[str, PolicyValue] | Iterable[tuple[str, PolicyValue]] = (),
-        deny_by_default: bool = False,
+        deny_by_default: bool | Literal["dry_run"] = False,
         require_certificate: bool = False,
         exempt_paths: Iterable[str] = (),
         roles: RoleMap | None = None,
+        report: Callable[[Event], object] | None = None,
     ) -> None:
+        if deny_by_default not in (True, False, "dry_run"):
+            raise ConfigurationError(
+                f"deny_by_default must be True, False or 'dry_run', not {deny_by_default!r}"
+            )
         self.policies = PathPolicies(policies)
-        self.deny_by_default = deny_by_default
+        #: Enforced: an undeclared route is refused.
+        self.deny_by_default = deny_by_default is True
+        #: Report mode: an undeclared route is reported, and served.
+        self.deny_by_default_dry_run = deny_by_default == "dry_run"
         self.require_certificate = require_certificate
         self.exempt_paths = PathTable([(path, True) for path in exempt_paths], "exempt path")
         self.roles = roles
+        self.report = report
         _check_exempt_policies(self.policies, self.exempt_paths)
         # Built now, so that an app whose routes cannot be found fails at startup.
-        self.gate = RouteGate(app) if deny_by_default else None
-        #: Whether :meth:`authorize` can refuse anything (else the middleware skips it).
-        self.active = bool(self.policies) or deny_by_default or require_certificate
+        gated = self.deny_by_default or self.deny_by_default_dry_run
+        self.gate = RouteGate(app) if gated else None
+        #: Whether :meth:`authorize` can refuse or report anything (else the middleware skips
+        #: it).
+        self.active = bool(self.policies) or gated or require_certificate
 
     def is_exempt(self, path: str) -> bool:
         """No certificate is read on ``path`` (a route path, see ``route_path``)."""
@@ -301,20 +326,46 @@ class RouteAuthorizer:
         return self.policies.lookup(path)
 
     def authorize(self, scope: Mapping[str, Any], identity: ClientIdentity | None) -> None:
-        """Raise :class:`CertificateRejected` unless ``identity`` may go on to the app:
-        ``missing`` 401 (anonymous where a certificate is required), ``forbidden`` 403."""
+        """Raise :class:`~asgi_mtls.errors.Denied` unless ``identity`` may go on to the app:
+        ``missing`` 401 (anonymous where a certificate is required), ``forbidden`` 403.
+        What a report-mode policy or gate would refuse is reported instead."""
         path = route_path(scope)
         if identity is None and self.require_certificate and not self.is_exempt(path):
-            raise CertificateRejected(RejectionReason.MISSING, "no client certificate")
+            raise Denied(
+                RejectionReason.MISSING,
+                "no client certificate",
+                where="require_certificate",
+                requirement="a client certificate",
+            )
         found = self.policies.lookup(path) if self.policies else None
         if found is not None:
             pattern, policy = found
             if isinstance(policy, Requirement):
                 policy.verify(identity, context=f"policy {pattern}")
+            elif isinstance(policy, DryRun):
+                policy.evaluate(scope, identity, where=f"policy {pattern}", report=self.report)
             return
         if self.gate is not None and self.gate.declared(scope) is False:
-            raise CertificateRejected(
-                RejectionReason.FORBIDDEN,
+            detail = (
                 "deny_by_default: the route declares no requirement"
-                f" ({scope.get('method', 'WEBSOCKET')} {path})",
+                f" ({scope.get('method', 'WEBSOCKET')} {path})"
             )
+            if self.deny_by_default:
+                raise Denied(
+                    RejectionReason.FORBIDDEN,
+                    detail,
+                    where="deny_by_default",
+                    requirement="a declared requirement",
+                    identity=identity,
+                )
+            if self.report is not None:
+                self.report(
+                    WouldDeny(
+                        scope,
+                        RejectionReason.FORBIDDEN,
+                        detail,
+                        identity,
+                        "deny_by_default",
+                        "a declared requirement",
+                    )
+                )

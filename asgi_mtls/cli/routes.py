@@ -50,7 +50,7 @@ def load_app(reference: str, *, factory: bool = False, app_dir: str | None = "."
     return target() if factory else target
 
 
-_FLAGS = {"open": "!", "refused": "!", "protected": " ", "public": " "}
+_FLAGS = {"open": "!", "refused": "!", "protected": " ", "public": " ", "dry_run": "~"}
 
 
 def format_table(audit: AppAudit) -> str:
@@ -64,6 +64,11 @@ def format_table(audit: AppAudit) -> str:
             allowed = "OPEN: " + allowed
         elif route.status == "refused":
             allowed = "REFUSED: " + allowed
+        elif route.status == "dry_run":
+            allowed = "DRY RUN: " + allowed
+        elif any(declaration.dry_run for declaration in route.declarations):
+            dry = [d.requirement.describe() for d in route.declarations if d.dry_run]
+            allowed += " [" + "; ".join(dry) + "]"
         rows.append((_FLAGS[route.status], methods, route.path, allowed))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [
@@ -75,7 +80,14 @@ def format_table(audit: AppAudit) -> str:
         lines.append("\nno MTLSMiddleware found in the app: nothing checks certificates")
     else:
         summary = [
-            f"deny_by_default: {'on' if data['deny_by_default'] else 'off'}",
+            "deny_by_default: "
+            + (
+                "on"
+                if data["deny_by_default"]
+                else "dry run"
+                if data["deny_by_default_dry_run"]
+                else "off"
+            ),
             f"require_certificate: {'on' if data['require_certificate'] else 'off'}",
         ]
         if data["exempt_paths"]:
@@ -88,6 +100,9 @@ def format_table(audit: AppAudit) -> str:
     flagged = sum(route.flagged for route in audit.routes)
     if flagged:
         lines.append(f"{flagged} route(s) declare no requirement (marked !)")
+    rolling_out = sum(route.status == "dry_run" for route in audit.routes)
+    if rolling_out:
+        lines.append(f"{rolling_out} route(s) only in dry run, open to anyone meanwhile (marked ~)")
     return "\n".join(lines)
 
 

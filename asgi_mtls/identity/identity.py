@@ -14,11 +14,14 @@ formatting).
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -47,6 +50,7 @@ SHORT_NAMES: Final[dict[x509.ObjectIdentifier, str]] = {
 }
 
 _T = TypeVar("_T")
+_NO_EXTRA: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,9 @@ class ClientIdentity:
     ``spki_sha256`` is the SHA-256 of the leaf's SubjectPublicKeyInfo (hex; the value an
     HPKP ``pin-sha256`` encodes in base64).  ``groups`` are the Kubernetes groups (the
     subject's ``O`` values) under the ``kubernetes`` strategy, else empty.  ``roles`` are the
-    role names the middleware's role map granted, computed once per certificate.
+    role names the middleware's role map granted, computed once per certificate.  ``extra``
+    holds what the app's identity hook attached (tenant, account; see
+    :meth:`with_extra` and :mod:`asgi_mtls.hooks`), read-only, not compared.
     """
 
     principal: str
@@ -76,6 +82,7 @@ class ClientIdentity:
     spiffe_id: SpiffeId | None
     groups: tuple[str, ...] = ()
     roles: frozenset[str] = frozenset()
+    extra: Mapping[str, Any] = field(default_factory=lambda: _NO_EXTRA, compare=False)
     _computed: dict[str, object] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -102,14 +109,34 @@ class ClientIdentity:
     def issuer(self) -> str:
         return self.memo("issuer", self.certificate.issuer.rfc4514_string)
 
+    def with_extra(self, **values: Any) -> ClientIdentity:
+        """A copy of this identity with ``values`` added to :attr:`extra` (what an identity
+        hook returns to attach the app's own data to a client)."""
+        return dataclasses.replace(self, extra=MappingProxyType({**self.extra, **values}))
+
+    @property
+    def der_sha256(self) -> bytes:
+        """SHA-256 of the DER certificate (the digest behind the fingerprint and the
+        ``x5t#S256`` thumbprint; computed once)."""
+        return self.memo(
+            "der_sha256",
+            lambda: hashlib.sha256(
+                self.certificate.public_bytes(serialization.Encoding.DER)
+            ).digest(),
+        )
+
     @property
     def fingerprint_sha256(self) -> str:
         """SHA-256 of the DER certificate, lowercase hex."""
+        return self.memo("fingerprint", lambda: self.der_sha256.hex())
+
+    @property
+    def x5t_s256(self) -> str:
+        """The certificate's ``x5t#S256`` thumbprint: the unpadded base64url SHA-256 of its
+        DER (RFC 8705 section 3.1, RFC 7515 section 4.1.8), what a certificate-bound access
+        token carries in its ``cnf`` claim (:mod:`asgi_mtls.authorization.tokens`)."""
         return self.memo(
-            "fingerprint",
-            lambda: hashlib.sha256(
-                self.certificate.public_bytes(serialization.Encoding.DER)
-            ).hexdigest(),
+            "x5t#S256", lambda: base64.urlsafe_b64encode(self.der_sha256).rstrip(b"=").decode()
         )
 
     @property

@@ -23,6 +23,12 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from asgi_mtls.validation.notices import (
+    Notices,
+    TrustReloaded,
+    TrustReloadFailed,
+    ValidationNotice,
+)
 from asgi_mtls.validation.public_roots import check_public_roots
 from asgi_mtls.validation.revocation import RevocationChecker
 from asgi_mtls.validation.trust import TrustSource, TrustState
@@ -78,6 +84,8 @@ class TrustKeeper(Generic[Snapshot]):
         self.generation = 0
         self._lock = threading.Lock()
         self._watcher: asyncio.Task[None] | None = None
+        #: Told of every reload that changed the material or failed (issue #13).
+        self.notices: Notices[ValidationNotice] = Notices()
 
     @property
     def state(self) -> TrustState:
@@ -97,6 +105,7 @@ class TrustKeeper(Generic[Snapshot]):
     def reload(self) -> bool:
         """Re-read the trust files and the revocation checker's CRL files; swap in what
         changed.  Returns whether anything changed (see the module docstring)."""
+        notice: ValidationNotice | None = None
         with self._lock:
             stamps = self.source.stamps()
             try:
@@ -104,6 +113,7 @@ class TrustKeeper(Generic[Snapshot]):
             except Exception as exc:  # keep serving with the old set, whatever went wrong
                 self._stamps = stamps  # try again when the files change again
                 logger.error("trust material not reloaded, keeping the previous set: %r", exc)
+                notice = TrustReloadFailed(repr(exc))
                 state = None
             else:
                 self._stamps = stamps
@@ -118,6 +128,9 @@ class TrustKeeper(Generic[Snapshot]):
                     len(state.roots),
                     len(state.intermediates),
                 )
+                notice = TrustReloaded(len(state.roots), len(state.intermediates))
+        if notice is not None:
+            self.notices(notice)
         if self.revocation is not None and self.revocation.reload_files(force=True):
             changed = True
         return changed

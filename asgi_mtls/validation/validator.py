@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,6 +60,7 @@ from asgi_mtls.errors import CertificateRejected, RejectionReason
 from asgi_mtls.validation.constraints import check_name_constraints
 from asgi_mtls.validation.explain import untrusted_detail
 from asgi_mtls.validation.leaf import LeafChecks
+from asgi_mtls.validation.notices import ValidationNotice
 from asgi_mtls.validation.paths import (
     MAX_PATH_CANDIDATES,
     IssuerGraph,
@@ -373,6 +374,14 @@ class CertificateValidator:
     def reload_if_changed(self) -> bool:
         """:meth:`reload` when a trust or CRL file's mtime or size changed since last read."""
         return self._keeper.reload_if_changed()
+
+    def observe(self, listener: Callable[[ValidationNotice], object]) -> None:
+        """Call ``listener`` with a :mod:`~asgi_mtls.validation.notices` value for every trust
+        reload (or failed one) and every revocation update or failed fetch, from whichever
+        thread made the change.  The middleware registers its event listeners here."""
+        self._keeper.notices.add(listener)
+        if self.revocation is not None:
+            self.revocation.notices.add(listener)
 
     async def start(self) -> None:
         """Start background work on the running loop: polling the trust files every

@@ -257,9 +257,10 @@ def test_without_a_lifespan_every_request_is_a_503_never_a_500(app_dir, framewor
         _, stderr = process.communicate(timeout=10)
     assert not re.search(r"\" 500 ", stderr)  # no access-log line with a 500
     assert not re.search(r"\" 5\d\d$", stderr, re.M)  # no access-log line with a 5xx status
-    assert stderr.count("ERROR:    asgi_mtls: asgi-mtls is misconfigured") == 1
+    assert stderr.count("ERROR:    asgi_mtls.config: asgi-mtls is misconfigured") == 1
     assert (
-        stderr.count("WARNING:  asgi_mtls: client certificate rejected: reason=misconfigured") == 3
+        stderr.count("WARNING:  asgi_mtls.auth: client certificate rejected: reason=misconfigured")
+        == 3
     )
 
 

@@ -123,7 +123,7 @@ def test_serve_with_a_development_pki(workdir):
     refusals = [line for line in log if "client certificate rejected" in line]
     assert len(refusals) == 1
     # uvicorn's logging config covers uvicorn.* only: the level and logger still show.
-    assert refusals[0].startswith("WARNING:  asgi_mtls: client certificate rejected: ")
+    assert refusals[0].startswith("WARNING:  asgi_mtls.auth: client certificate rejected: ")
 
 
 def test_serve_require_refuses_anonymous_clients_in_the_handshake(workdir):

@@ -148,6 +148,8 @@ class RevocationChecker:
             max_crl_sources=max_crl_sources,
         )
         self._runner: asyncio.Task[None] | None = None
+        #: Told of revocation updates and failed fetches (``CertificateValidator.observe``).
+        self.notices = self._scheduler.notices = self._state.notices
 
     def __repr__(self) -> str:
         return (

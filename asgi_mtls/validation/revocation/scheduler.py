@@ -19,6 +19,8 @@ from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from asgi_mtls.validation.notices import Notices, RevocationFetchFailed, ValidationNotice
+
 __all__ = ["FetchScheduler", "Job"]
 
 logger = logging.getLogger("asgi_mtls")
@@ -66,6 +68,8 @@ class FetchScheduler:
         self._lock = threading.RLock()  # a task factory may run a job's start eagerly
         self._fetches: dict[Hashable, _FetchState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Told of every failed fetch (the checker shares its own).
+        self.notices: Notices[ValidationNotice] = Notices()
 
     @property
     def pending(self) -> int:
@@ -133,6 +137,7 @@ class FetchScheduler:
                 state.last_error,
                 delay,
             )
+            self.notices(RevocationFetchFailed(_describe(key), state.last_error, delay))
         else:
             with self._lock:
                 state = self._fetches.setdefault(key, _FetchState())
