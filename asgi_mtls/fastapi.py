@@ -21,16 +21,25 @@ inspection as ``asgi-mtls routes`` (:mod:`asgi_mtls.audit`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.requests import HTTPConnection
 
 from asgi_mtls.audit import AppAudit, audit_app
 from asgi_mtls.authorization import PUBLIC
 from asgi_mtls.authorization.policies import PolicyValue
+from asgi_mtls.authorization.tokens import check_token_binding
 
-__all__ = ["EXTENSION", "SCHEME_NAME", "add_mutual_tls", "docs_policies", "install_openapi"]
+__all__ = [
+    "EXTENSION",
+    "SCHEME_NAME",
+    "add_mutual_tls",
+    "certificate_bound",
+    "docs_policies",
+    "install_openapi",
+]
 
 #: The security scheme's name in ``components.securitySchemes``.
 SCHEME_NAME: Final = "mutualTLS"
@@ -129,3 +138,28 @@ def docs_policies(app: FastAPI, requirement: PolicyValue = PUBLIC) -> dict[str, 
     if app.docs_url and app.swagger_ui_oauth2_redirect_url:
         paths.append(app.swagger_ui_oauth2_redirect_url)
     return {path: requirement for path in paths if path}
+
+
+def certificate_bound(
+    claims: Callable[..., Any], *, required: bool = True
+) -> Callable[..., Awaitable[Mapping[str, Any]]]:
+    """A dependency giving the claims of ``claims`` (the app's own dependency that verifies
+    the access token) once they are checked to be bound to the request's client certificate
+    (RFC 8705; :func:`~asgi_mtls.authorization.tokens.check_token_binding`)::
+
+        def verified_claims(authorization: str = Header()) -> dict: ...   # the app's JWT code
+
+        @app.get("/accounts")
+        async def accounts(claims: dict = Depends(certificate_bound(verified_claims))): ...
+
+    A token of another certificate, or one without ``cnf.x5t#S256`` while ``required``, is
+    refused with 401 ``invalid_token`` and RFC 6750's ``WWW-Authenticate`` header.
+    """
+
+    async def bound_claims(
+        connection: HTTPConnection, verified: Mapping[str, Any] = Depends(claims)
+    ) -> Mapping[str, Any]:
+        check_token_binding(connection, verified, required=required)
+        return verified
+
+    return bound_claims

@@ -13,6 +13,7 @@ the deny-by-default gate).
 
 from __future__ import annotations
 
+from asgi_mtls.authorization.dry_run import DryRun, dry_run
 from asgi_mtls.authorization.matchers import (
     cn,
     dns_name,
@@ -41,19 +42,23 @@ from asgi_mtls.authorization.requirements import (
     require_client,
 )
 from asgi_mtls.authorization.roles import RoleConfigError, RoleMap
+from asgi_mtls.authorization.tokens import check_token_binding
 
 __all__ = [
     "PUBLIC",
     "AllOf",
     "AnyOf",
     "ClientRequirement",
+    "DryRun",
     "Not",
     "Public",
     "Requirement",
     "RoleConfigError",
     "RoleMap",
+    "check_token_binding",
     "cn",
     "dns_name",
+    "dry_run",
     "fingerprint",
     "group",
     "issuer",

@@ -47,14 +47,15 @@ class EventBus:
     emits none.
     """
 
-    __slots__ = ("__weakref__", "_all", "_hits", "hits", "listeners")
+    __slots__ = ("__weakref__", "_all", "_taking_hits", "hits", "listeners")
 
     def __init__(self, listeners: Iterable[Listener]) -> None:
         self.listeners = tuple(listeners)
         self._all: Notices[Event | ValidationNotice] = Notices(self.listeners)
-        taking = tuple(listener for listener in self.listeners if getattr(listener, "hits", True))
-        self._hits: Notices[Event | ValidationNotice] = Notices(taking)
-        self.hits = bool(taking)
+        self._taking_hits = tuple(
+            listener for listener in self.listeners if getattr(listener, "hits", True)
+        )
+        self.hits = bool(self._taking_hits)
 
     def __bool__(self) -> bool:
         return bool(self.listeners)
@@ -65,7 +66,7 @@ class EventBus:
 
     def emit_hit(self, event: Event) -> None:
         """The listeners that take per-request events get ``event``."""
-        self._hits(event)
+        self._all.call(self._taking_hits, event)
 
     def refused(self, scope: Mapping[str, Any], exc: CertificateRejected, peer: object) -> None:
         """A refused request: :class:`Forbidden` for an authorization refusal
@@ -88,8 +89,9 @@ class EventBus:
             self._all(Rejected(scope, exc.reason, exc.log_detail, text, exc.source))
 
 
-#: Bus of the middleware in front of each router or app (see :func:`bus_for`).
-_REGISTRY: Final[weakref.WeakKeyDictionary[Any, EventBus]] = weakref.WeakKeyDictionary()
+#: Bus of the middleware in front of each router or app, by the object's id (Starlette's
+#: ``Router`` is not hashable), with a weak reference to it (see :func:`bus_for`).
+_REGISTRY: Final[dict[int, tuple[weakref.ref[Any], EventBus]]] = {}
 _DEFAULT: list[EventBus] = []
 
 
@@ -106,23 +108,28 @@ def register(bus: EventBus, apps: Iterable[object]) -> None:
     """Make ``bus`` the one :func:`bus_for` finds for scopes served by ``apps`` (the apps
     and routers a middleware wraps).  Weak: an app that goes away takes its entry along."""
     for app in apps:
+        key = id(app)
         try:
-            _REGISTRY[app] = bus
-        except TypeError:  # not weak-referenceable or not hashable: not a router anyway
+            reference = weakref.ref(app, lambda _, key=key: _forget(key))  # type: ignore[misc]
+        except TypeError:  # not weak-referenceable: not an app or router of Starlette's
             continue
+        _REGISTRY[key] = (reference, bus)
+
+
+def _forget(key: int) -> None:
+    entry = _REGISTRY.get(key)
+    if entry is not None and entry[0]() is None:
+        del _REGISTRY[key]
 
 
 def bus_for(scope: Mapping[str, Any]) -> EventBus:
     """The bus of the middleware serving ``scope``: found under ``scope["router"]`` (set by
     Starlette's router) or ``scope["app"]``; else :func:`default_bus`.  Two dictionary
-    probes, on refusal paths only."""
+    probes, on refusal and report paths only."""
     for key in ("router", "app"):
         app = scope.get(key)
         if app is not None:
-            try:
-                bus = _REGISTRY.get(app)
-            except TypeError:
-                bus = None
-            if bus is not None:
-                return bus
+            entry = _REGISTRY.get(id(app))
+            if entry is not None and entry[0]() is app:
+                return entry[1]
     return default_bus()

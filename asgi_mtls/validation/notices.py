@@ -105,7 +105,12 @@ class Notices(Generic[N]):
                 self.listeners = (*self.listeners, listener)
 
     def __call__(self, notice: N) -> None:
-        for listener in self.listeners:
+        self.call(self.listeners, notice)
+
+    def call(self, listeners: tuple[Callable[[N], object], ...], notice: N) -> None:
+        """Call ``listeners`` (some of this object's) with ``notice``, failures reported as
+        any other of this object's."""
+        for listener in listeners:
             try:
                 listener(notice)
             except Exception:
