@@ -21,6 +21,7 @@ under each app it wraps; anything else reports to a bus holding the log listener
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Protocol
@@ -110,16 +111,20 @@ def register(bus: EventBus, apps: Iterable[object]) -> None:
     for app in apps:
         key = id(app)
         try:
-            reference = weakref.ref(app, lambda _, key=key: _forget(key))  # type: ignore[misc]
+            reference = weakref.ref(app, functools.partial(_forget, _REGISTRY, key))
         except TypeError:  # not weak-referenceable: not an app or router of Starlette's
             continue
         _REGISTRY[key] = (reference, bus)
 
 
-def _forget(key: int) -> None:
-    entry = _REGISTRY.get(key)
+def _forget(
+    registry: dict[int, tuple[weakref.ref[Any], EventBus]], key: int, _: weakref.ref[Any]
+) -> None:
+    """Drop ``key``'s entry once its app is gone (the registry is bound when registered:
+    this may run while the interpreter shuts down and the module's globals are cleared)."""
+    entry = registry.get(key)
     if entry is not None and entry[0]() is None:
-        del _REGISTRY[key]
+        del registry[key]
 
 
 def bus_for(scope: Mapping[str, Any]) -> EventBus:
