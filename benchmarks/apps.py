@@ -111,9 +111,12 @@ def mtls_options(trust: CertificateInput, intermediates: CertificateInput) -> di
     return {"trust": trust, "intermediates": intermediates, "trusted_proxies": ["127.0.0.1"]}
 
 
-def mtls_middleware(trust: CertificateInput, intermediates: CertificateInput) -> Middleware:
-    """``MTLSMiddleware`` with :func:`mtls_options`, as ``Middleware(...)`` adds it."""
-    return Middleware(MTLSMiddleware, **mtls_options(trust, intermediates))
+def mtls_middleware(
+    trust: CertificateInput, intermediates: CertificateInput, **options: Any
+) -> Middleware:
+    """``MTLSMiddleware`` with :func:`mtls_options` (and ``options``: listeners, for the
+    rows of issue #13), as ``Middleware(...)`` adds it."""
+    return Middleware(MTLSMiddleware, **mtls_options(trust, intermediates), **options)
 
 
 # --- Starlette --------------------------------------------------------------------------------

@@ -24,12 +24,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Scope
 
 from asgi_mtls import MTLSMiddleware
 from asgi_mtls.authorization.routes import chain
+from asgi_mtls.events import LogListener
+from asgi_mtls.prometheus import PrometheusListener
 from asgi_mtls.testing import asgi_tls_scope_extension, nginx_escaped_header
 from benchmarks import apps
 from benchmarks.driver import AsgiVariant, PartResult, call_once, http_scope, interleave
@@ -111,6 +114,20 @@ async def run_inprocess(
     mtls: list[Middleware] = [
         apps.mtls_middleware(pki.root.certificate, [pki.intermediate.certificate])
     ]
+    # Issue #13: the default (the log listener, which takes no per-request events), no
+    # listener at all, and the Prometheus listener beside the log listener.
+    silent = apps.starlette_app(
+        [apps.mtls_middleware(pki.root.certificate, [pki.intermediate.certificate], listeners=[])]
+    )
+    prometheus = apps.starlette_app(
+        [
+            apps.mtls_middleware(
+                pki.root.certificate,
+                [pki.intermediate.certificate],
+                listeners=[LogListener(), PrometheusListener(CollectorRegistry())],
+            )
+        ]
+    )
     bare = apps.starlette_app()
     passthrough = apps.starlette_app([Middleware(apps.PassThrough)])
     starlette_auth = apps.starlette_app(
@@ -126,7 +143,7 @@ async def run_inprocess(
         await _expect(app, scopes.tls(PAYMENT), 200, payment="7")
         await _expect(app, scopes.nginx(PAYMENT), 200, payment="7")
         await _expect(app, scopes.anonymous(PAYMENT), 401)
-    for app in (bare, passthrough, starlette_auth, guarded):
+    for app in (bare, passthrough, starlette_auth, guarded, silent, prometheus):
         await _expect(app, scopes.tls(), 200, account=42)
         await _expect(app, scopes.nginx(), 200, account=42)
         await _expect(app, scopes.anonymous(), 200, status="ok")
@@ -145,6 +162,8 @@ async def run_inprocess(
             AsgiVariant("mtls/anonymous", guarded, scopes.anonymous),
             AsgiVariant("require/tls", guarded, lambda: scopes.tls(PAYMENT)),
             AsgiVariant("trivial/tls", trivially_guarded, lambda: scopes.tls(PAYMENT)),
+            AsgiVariant("silent/tls", silent, scopes.tls),
+            AsgiVariant("prometheus/tls", prometheus, scopes.tls),
         ],
         rounds=rounds,
         per_round=requests,
@@ -161,7 +180,7 @@ async def run_inprocess(
         progress=progress,
     )
     # One validation per (app, way of presenting the certificate): every timed request hit.
-    for app in (guarded, trivially_guarded, fastapi_guarded, fastapi_trivial):
+    for app in (guarded, trivially_guarded, fastapi_guarded, fastapi_trivial, silent, prometheus):
         misses = _middleware_of(app).resolver.misses
         if misses > 2:
             raise RuntimeError(f"the cached rows validated {misses} times, not at most twice")
@@ -175,4 +194,7 @@ async def run_inprocess(
         require_vs_trivial=("throughput", "trivial/tls", "require/tls"),
         fastapi_require_vs_trivial=("throughput", "fastapi_trivial/tls", "fastapi_require/tls"),
         anonymous_vs_bare=("throughput", "bare/anonymous", "mtls/anonymous"),
+        log_listener_vs_none=("throughput", "silent/tls", "mtls/tls"),
+        prometheus_vs_log_listener=("throughput", "mtls/tls", "prometheus/tls"),
+        prometheus_vs_bare=("throughput", "bare/tls", "prometheus/tls"),
     )

@@ -139,6 +139,32 @@ ROWS: tuple[RowSpec, ...] = (
         _at_least("anonymous_vs_bare", 0.97),
     ),
     RowSpec(
+        "log_listener_vs_none",
+        "issue #13: the default log listener vs `listeners=[]`, cached identity from the tls "
+        "extension (it takes no per-request event)",
+        "",
+        "≥ 0.97",
+        "throughput",
+        _at_least("log_listener_vs_none", 0.97),
+    ),
+    RowSpec(
+        "prometheus_vs_log_listener",
+        "issue #13: `PrometheusListener` added beside the log listener, same requests "
+        "(counted per request)",
+        "",
+        "measured",
+        "throughput",
+        lambda r: None,
+    ),
+    RowSpec(
+        "prometheus_vs_bare",
+        "same app with the Prometheus listener vs the app bare",
+        "",
+        "measured",
+        "throughput",
+        lambda r: None,
+    ),
+    RowSpec(
         "miss_ec",
         "never-seen certificate (EC P-256 leaf + intermediate) vs cryptography's own PEM load "
         "+ `ClientVerifier.verify`",
@@ -378,7 +404,7 @@ and 90th percentiles as its spread.  The machine is shared and absolute times dr
 measured within the same round drift together.  Time is CPU time throughout: of the
 benchmark process in process (`time.process_time`; the work is single-threaded and never
 waits), of the uvicorn process end to end; a wall clock would charge a variant for the moments
-another process held the core.  Throughput ratios (rows 1-7) are requests per
+another process held the core.  Throughput ratios (rows 1-10) are requests per
 second of the variant over the baseline: 1.00 is free.  Cost ratios (misses, CPU) are time of
 the variant over the baseline: 1.00 is as cheap.
 

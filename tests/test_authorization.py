@@ -88,6 +88,18 @@ def test_rejection_is_an_http_exception_without_the_log_detail():
     assert exc.headers == {"cache-control": "no-store"}
 
 
+def test_the_errors_page_lists_every_reason_code():
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "errors.md").read_text()
+    rows = re.findall(r"^\| `([a-z_]+)` \(`([A-Z_]+)`\) \| (\d+) \|", page, re.M)
+    assert sorted(rows) == sorted(
+        (reason.value, reason.name, str(reason.status_code)) for reason in RejectionReason
+    )
+    assert f"All {len(RejectionReason)} members" in page
+
+
 def test_every_reason_has_a_status_and_a_message():
     # 503: the server's own state (a configuration, the app's identity look-up), not the
     # client's certificate; the client may try again later.
