@@ -176,8 +176,8 @@ class MTLSMiddleware:
         else:
             self.validator = CertificateValidator(trust, intermediates=intermediates)
         if sources is None:
-            # The header source is on even without trusted proxies, so that a forged header
-            # sent straight to the app is answered (and logged) as untrusted_proxy.
+            # The nginx header counts only from trusted_proxies; with none, it is never read
+            # (a refused request's log line says it was ignored).
             sources = [TLSExtensionSource(), HeaderSource("nginx")]
         if not sources:
             raise ConfigurationError("sources=[]: at least one certificate source is needed")
