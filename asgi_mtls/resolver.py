@@ -12,6 +12,7 @@ One identity per request: two sources presenting certificates is ``conflicting_s
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -21,8 +22,9 @@ from asgi_mtls.authorization.roles import RoleMap
 from asgi_mtls.cache import OutcomeCache
 from asgi_mtls.errors import CertificateRejected, Rejection, RejectionReason
 from asgi_mtls.identity import ClientIdentity, PrincipalStrategy, build_identity
-from asgi_mtls.sources import CertificateSource, TrustedProxies, transport_peer
+from asgi_mtls.sources import CertificateSource, TLSExtensionSource, TrustedProxies, transport_peer
 from asgi_mtls.sources.proxies import ProxyHops
+from asgi_mtls.sources.tls import CONNECTION_EXTENSION
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 from asgi_mtls.validation import CertificateValidator
 
@@ -86,7 +88,15 @@ class CertificateResolver:
         self._plan: tuple[tuple[CertificateSource, TrustedProxies | None], ...] = tuple(
             (source, self._proxies_of(source) if source.requires_trusted_proxy else None)
             for source in self.sources
-            if not source.requires_trusted_proxy or self._proxies_of(source)
+            if not isinstance(source, TLSExtensionSource)
+            and (not source.requires_trusted_proxy or self._proxies_of(source))
+        )
+        #: The sources that read the connection itself (the tls extension): their outcome is
+        #: the same for every request of a connection, so a server that offers a
+        #: per-connection memo (``asgi_mtls.uvicorn``: :data:`CONNECTION_EXTENSION`) lets a
+        #: keep-alive request skip them (issue #10).
+        self._connection_sources = tuple(
+            source for source in self.sources if isinstance(source, TLSExtensionSource)
         )
         self._unfed = tuple(
             source
@@ -113,28 +123,16 @@ class CertificateResolver:
             # a newly revoked client is refused on its next request.
             self.cache.clear()
             self._generation = generation
-        found: ClientIdentity | None = None
-        accepted = self._accepted
+        found = self._connection_identity(scope, generation) if self._connection_sources else None
         for source, proxies in self._plan:
-            try:
-                raw = source.find(scope)
-            except Exception as exc:
-                raise _failure(RejectionReason.SOURCE_ERROR, source.name, exc).exception() from None
+            raw = self._find(source, scope)
             if raw is None:
                 continue
-            if proxies is not None:
-                if not proxies.trusts_scope(scope, self.trust_scope_client):
-                    self._untrusted(source, scope)  # raises, unless told to ignore
-                    continue
-            elif self._hops is not None and self._hops.hides(source, scope):
-                continue  # the proxy's own certificate, never the client's identity
+            if proxies is not None and not proxies.trusts_scope(scope, self.trust_scope_client):
+                self._untrusted(source, scope)  # raises, unless told to ignore
+                continue
             key = (source.name, raw)
-            try:
-                hit = accepted.get(key)
-            except TypeError:  # unhashable raw values: a source that let something odd in
-                raise _failure(
-                    RejectionReason.SOURCE_ERROR, source.name, TypeError("unhashable raw values")
-                ).exception() from None
+            hit = self._lookup(source, key)
             if hit is not None and hit[1] > self._clock():
                 outcome = hit[0]  # a known client: one probe (issue #10)
             else:
@@ -149,6 +147,61 @@ class CertificateResolver:
             elif isinstance(outcome, Rejection):
                 raise outcome.exception()
         return found
+
+    def _connection_identity(
+        self, scope: Mapping[str, Any], generation: int
+    ) -> ClientIdentity | None:
+        """The identity the connection's own certificate proves (``None``: none), from the
+        connection's memo when the server keeps one and it is still current (same trust
+        generation, not expired), else from the sources and the cache."""
+        extensions = scope.get("extensions")
+        memo = extensions.get(CONNECTION_EXTENSION) if type(extensions) is dict else None
+        if type(memo) is dict:
+            entry = memo.get(self)
+            if entry is not None and entry[0] == generation and entry[1] > self._clock():
+                outcome = entry[2]
+            else:
+                outcome, expires_at = self._connection_outcome(scope)
+                memo[self] = (generation, expires_at, outcome)
+        else:
+            outcome = self._connection_outcome(scope)[0]
+        if isinstance(outcome, Rejection):
+            raise outcome.exception()
+        return outcome if isinstance(outcome, ClientIdentity) else None
+
+    def _connection_outcome(self, scope: Mapping[str, Any]) -> tuple[Outcome | None, float]:
+        """What the connection-level sources say (the first that finds something) and until
+        when it holds; ``None`` when none applies."""
+        for source in self._connection_sources:
+            raw = self._find(source, scope)
+            if raw is None:
+                continue
+            if self._hops is not None and self._hops.hides(source, scope):
+                return None, math.inf  # the proxy's own certificate, never the client's
+            key = (source.name, raw)
+            hit = self._lookup(source, key)
+            if hit is not None and hit[1] > self._clock():
+                return hit[0], hit[1]
+            outcome = self.cache.get(key) or self._miss(key, source, raw)
+            entry = self._accepted.get(key)
+            return outcome, entry[1] if entry is not None else self._clock() + NEGATIVE_TTL
+        return None, math.inf
+
+    def _find(self, source: CertificateSource, scope: Mapping[str, Any]) -> RawValues | None:
+        try:
+            return source.find(scope)
+        except Exception as exc:
+            raise _failure(RejectionReason.SOURCE_ERROR, source.name, exc).exception() from None
+
+    def _lookup(
+        self, source: CertificateSource, key: tuple[str, RawValues]
+    ) -> tuple[Outcome, float, int] | None:
+        try:
+            return self._accepted.get(key)
+        except TypeError:  # unhashable raw values: a source that let something odd in
+            raise _failure(
+                RejectionReason.SOURCE_ERROR, source.name, TypeError("unhashable raw values")
+            ).exception() from None
 
     def _proxies_of(self, source: CertificateSource) -> TrustedProxies:
         own: TrustedProxies | None = getattr(source, "trusted_proxies", None)
