@@ -36,6 +36,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import (
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol as UvicornWSProtocol
 
 import asgi_mtls.uvicorn as mtls_uvicorn
+import asgi_mtls.uvicorn.connection as uvicorn_connection
 from asgi_mtls.testing import IssuedCertificate
 
 from .servers import start_uvicorn
@@ -315,13 +316,13 @@ def test_tls_dict_is_built_once_per_connection(
 ) -> None:
     base = server(http=http)
     builds: list[bytes | None] = []
-    real_build = mtls_uvicorn._build_tls
+    real_build = uvicorn_connection._build_tls
 
     def counting_build(ssl_object: Any, der: bytes | None, key: tuple[Any, ...]) -> Any:
         builds.append(der)
         return real_build(ssl_object, der, key)
 
-    monkeypatch.setattr(mtls_uvicorn, "_build_tls", counting_build)
+    monkeypatch.setattr(uvicorn_connection, "_build_tls", counting_build)
     with httpx.Client(verify=client_context(files, files.client)) as client:
         for _ in range(4):
             assert client.get(f"{base}/memo").json()["tls"]["chain_length"] == 1
