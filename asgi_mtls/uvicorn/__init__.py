@@ -59,6 +59,12 @@ Classes: :class:`H11Protocol`, :class:`HttpToolsProtocol` (HTTP/1.1),
 created on first access, so a missing optional package (httptools, websockets, wsproto) only
 matters when its class is asked for, and then raises :class:`ImportError` saying what to
 install. Custom protocol classes switch off uvicorn's HTTP/2 support; these serve HTTP/1.1.
+
+Modules: :mod:`~asgi_mtls.uvicorn.connection` (what a connection adds to its scopes),
+:mod:`~asgi_mtls.uvicorn.protocols` (the classes, created on first use),
+:mod:`~asgi_mtls.uvicorn.reload` (live rotation of the TLS files),
+:mod:`~asgi_mtls.uvicorn.checks` (uvicorn TLS settings that leave clients anonymous) and
+:mod:`~asgi_mtls.uvicorn.server` (:func:`config` and :func:`run`).
 """
 
 from __future__ import annotations

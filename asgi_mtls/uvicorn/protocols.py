@@ -84,12 +84,24 @@ def _load(name: str) -> type[asyncio.Protocol]:
     return cls
 
 
-def _importable(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
+#: uvicorn's ``auto`` choices (``uvicorn.protocols.http.auto``, ``...websockets.auto``): the
+#: first class whose package imports, else the fallback (h11 comes with uvicorn; without
+#: websockets or wsproto there is no WebSocket support).
+_AUTO: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "AutoHTTPProtocol": (("HttpToolsProtocol",), "H11Protocol"),
+    "AutoWebSocketsProtocol": (("WebSocketsSansIOProtocol", "WSProtocol"), None),
+}
+
+
+def _auto(name: str) -> type[asyncio.Protocol] | None:
+    candidates, fallback = _AUTO[name]
+    for candidate in candidates:
+        try:
+            importlib.import_module(_BACKENDS[candidate][2])
+        except ImportError:
+            continue
+        return protocol_class(candidate)
+    return protocol_class(fallback) if fallback is not None else None
 
 
 def protocol_class(name: str) -> type[asyncio.Protocol] | None:
@@ -98,15 +110,8 @@ def protocol_class(name: str) -> type[asyncio.Protocol] | None:
         return _CLASSES[name]
     if name in _BACKENDS:
         value: type[asyncio.Protocol] | None = _load(name)
-    elif name == "AutoHTTPProtocol":
-        value = protocol_class("HttpToolsProtocol" if _importable("httptools") else "H11Protocol")
-    elif name == "AutoWebSocketsProtocol":
-        if _importable("websockets"):
-            value = protocol_class("WebSocketsSansIOProtocol")
-        elif _importable("wsproto"):
-            value = protocol_class("WSProtocol")
-        else:
-            value = None  # like uvicorn's auto: no WebSocket support
+    elif name in _AUTO:
+        value = _auto(name)
     else:
         raise AttributeError(f"module {_PUBLIC_MODULE!r} has no attribute {name!r}")
     _CLASSES[name] = value
