@@ -70,6 +70,7 @@ __all__ = [
     "Requirement",
     "check_name",
     "declared_requirements",
+    "predicate",
     "rejection_handler",
     "rejection_response",
     "require_client",
@@ -358,6 +359,24 @@ def run_predicate(predicate: Callable[[ClientIdentity], object], identity: Clien
     except Exception:  # a failing predicate denies (fail closed), it does not crash
         logger.exception("authorization predicate %r raised; denying", predicate)
         raise _Denied from None
+
+
+class _Predicate(Requirement):
+    def __init__(self, function: Callable[[ClientIdentity], object]) -> None:
+        self.function = function
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return run_predicate(self.function, identity)
+
+    def describe(self) -> str:
+        return f"predicate {getattr(self.function, '__name__', repr(self.function))}"
+
+
+def predicate(function: Callable[[ClientIdentity], object]) -> Requirement:
+    """``function(identity)`` is truthy.  One that raises denies (fail closed, logged)."""
+    if not callable(function):
+        raise TypeError(f"not callable: {function!r}")
+    return _Predicate(function)
 
 
 def require_client(

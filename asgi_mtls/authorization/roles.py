@@ -37,32 +37,43 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from asgi_mtls.authorization.certificates import (
+    fingerprint,
+    issuer,
+    spki_pin,
+    subject_attribute,
+)
 from asgi_mtls.authorization.matchers import (
-    RoleRequirement,
-    check_role_name,
     cn,
     dns_name,
-    fingerprint,
     group,
-    issuer,
+    listed,
     principal,
     principal_glob,
     spiffe_glob,
     spiffe_prefix,
-    spki_pin,
-    subject_attribute,
     trust_domain,
 )
 from asgi_mtls.authorization.requirements import AllOf, AnyOf, Requirement
 from asgi_mtls.errors import ConfigurationError
 from asgi_mtls.identity import ClientIdentity
 
-__all__ = ["RoleConfigError", "RoleMap", "load_roles"]
+__all__ = [
+    "RoleConfigError",
+    "RoleMap",
+    "RoleRequirement",
+    "check_role_name",
+    "load_roles",
+    "role",
+]
+
+_ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*")
 
 _RULE_KEYS: Final[dict[str, Callable[..., Requirement]]] = {
     "principal": principal,
@@ -79,6 +90,37 @@ _RULE_KEYS: Final[dict[str, Callable[..., Requirement]]] = {
 }
 
 
+def check_role_name(name: object) -> str:
+    """``name`` if it is a valid role name (letters, digits, ``. _ : / @ -``, starting with a
+    letter or digit; not ``authenticated``, which Starlette's scopes already use)."""
+    if not isinstance(name, str) or not _ROLE_NAME.fullmatch(name):
+        raise ValueError(f"invalid role name {name!r}")
+    if name == "authenticated":
+        raise ValueError("'authenticated' is reserved (every client has it); pick another name")
+    return name
+
+
+class RoleRequirement(Requirement):
+    """The client has one of ``names`` (``ClientIdentity.roles``, from the role map)."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return not self.names.isdisjoint(identity.roles)
+
+    def describe(self) -> str:
+        return f"role in {listed(self.names)}"
+
+
+def role(*names: str) -> Requirement:
+    """The client has one of the roles ``names``, granted by the middleware's ``roles=``
+    map.  Roles are also Starlette scopes, so ``@requires("name")`` works too."""
+    if not names:
+        raise ValueError("at least one role is needed")
+    return RoleRequirement(frozenset(check_role_name(name) for name in names))
+
+
 class RoleConfigError(ConfigurationError):
     """A role map that cannot be used: unreadable file, unknown key, invalid value."""
 
@@ -90,9 +132,8 @@ class RoleMap:
     """Role names → rules; ``roles_for(identity)`` is the set of roles a client has.
 
     ``roles`` maps each name to a requirement, an exact principal string, or a list of these
-    (any one grants the role).  Rules may not use
-    :func:`~asgi_mtls.authorization.matchers.role` (roles are computed from the certificate,
-    not from other roles).
+    (any one grants the role).  Rules may not use :func:`role` (roles are computed from the
+    certificate, not from other roles).
     """
 
     def __init__(self, roles: Mapping[str, RoleRules], *, source: str = "python") -> None:
