@@ -13,7 +13,7 @@ from typing import Final
 
 from cryptography import x509
 
-from asgi_mtls.authorization.matchers import listed, name_set
+from asgi_mtls.authorization.matchers import ValueIn, name_set
 from asgi_mtls.authorization.requirements import Requirement, check_name
 from asgi_mtls.identity import ClientIdentity
 from asgi_mtls.identity.identity import SHORT_NAMES
@@ -27,18 +27,6 @@ _ATTRIBUTE_NAMES: Final = frozenset(SHORT_NAMES.values())
 _SHORT_NAME_OF_OID: Final = {oid.dotted_string: name for oid, name in SHORT_NAMES.items()}
 
 
-class _SubjectAttribute(Requirement):
-    def __init__(self, name: str, values: frozenset[str]) -> None:
-        self.name = name
-        self.values = values
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return any(value in self.values for value in identity.attribute(self.name))
-
-    def describe(self) -> str:
-        return f"subject {self.name} in {listed(self.values)}"
-
-
 def subject_attribute(name: str, *values: str) -> Requirement:
     """One of the subject's ``name`` attributes equals one of ``values``:
     ``subject_attribute("OU", "SRE")``.  ``name`` is a short name (``CN``, ``O``, ``OU``,
@@ -49,7 +37,8 @@ def subject_attribute(name: str, *values: str) -> Requirement:
         known = ", ".join(sorted(_ATTRIBUTE_NAMES))
         raise ValueError(f"unknown subject attribute {name!r}; use one of {known} or an OID")
     name = _SHORT_NAME_OF_OID.get(name, name)
-    return _SubjectAttribute(name, name_set(values, f"{name} value"))
+    allowed = name_set(values, f"{name} value")
+    return ValueIn(f"subject {name} in", lambda identity: identity.attribute(name), allowed)
 
 
 def _name_key(name: x509.Name) -> tuple[frozenset[tuple[str, object]], ...]:
@@ -115,34 +104,27 @@ def _digests(values: tuple[str, ...], what: str) -> frozenset[str]:
     return frozenset(digests)
 
 
-class _Fingerprint(Requirement):
-    def __init__(self, digests: frozenset[str]) -> None:
-        self.digests = digests
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return identity.fingerprint_sha256 in self.digests
-
-    def describe(self) -> str:
-        return f"certificate SHA-256 in {listed(self.digests)}"
+def _fingerprint(identity: ClientIdentity) -> tuple[str]:
+    return (identity.fingerprint_sha256,)
 
 
 def fingerprint(*digests: str) -> Requirement:
     """The leaf certificate's SHA-256 fingerprint is one of ``digests``: hex (any case, ``:``
     separators allowed, as ``openssl x509 -fingerprint -sha256`` prints it) or any other
     spelling :func:`~asgi_mtls.validation.trust.parse_pin` reads."""
-    return _Fingerprint(_digests(digests, "fingerprint"))
+    return ValueIn("certificate SHA-256 in", _fingerprint, _digests(digests, "fingerprint"))
 
 
-class _SpkiPin(Requirement):
-    def __init__(self, digests: frozenset[str]) -> None:
-        self.digests = digests
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return bool(identity.spki_sha256) and identity.spki_sha256 in self.digests
+class _SpkiPin(ValueIn):
+    """Described by its pins in base64, the way they are usually written."""
 
     def describe(self) -> str:
-        pins = sorted(base64.b64encode(bytes.fromhex(d)).decode() for d in self.digests)
+        pins = sorted(base64.b64encode(bytes.fromhex(d)).decode() for d in self.allowed)
         return "public key pin in " + ", ".join(pins)
+
+
+def _spki(identity: ClientIdentity) -> tuple[str]:
+    return (identity.spki_sha256,)
 
 
 def spki_pin(*pins: str) -> Requirement:
@@ -150,4 +132,4 @@ def spki_pin(*pins: str) -> Requirement:
     ``pins``, given as base64 (as in HPKP ``pin-sha256="..."`` and curl ``sha256//``) or hex
     (:func:`~asgi_mtls.validation.trust.parse_pin`).  A pin survives certificate renewal
     with the same key."""
-    return _SpkiPin(_digests(pins, "SPKI pin"))
+    return _SpkiPin("public key pin in", _spki, _digests(pins, "SPKI pin"))

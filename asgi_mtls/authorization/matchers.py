@@ -29,7 +29,8 @@ Matchers on the certificate itself (subject attributes, issuer, fingerprint, pub
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Final
 
 from asgi_mtls.authorization.requirements import (
@@ -49,10 +50,10 @@ from asgi_mtls.identity.names import (
 
 __all__ = [
     "Glob",
+    "ValueIn",
     "cn",
     "dns_name",
     "group",
-    "listed",
     "name_set",
     "principal",
     "principal_glob",
@@ -71,8 +72,29 @@ def name_set(values: Iterable[str], what: str) -> frozenset[str]:
     return names
 
 
-def listed(names: Iterable[str]) -> str:
-    return ", ".join(sorted(names))
+class ValueIn(Requirement):
+    """Allows when one of the values ``read`` takes from the identity is one of ``allowed``,
+    compared exactly: the one shape of every matcher that compares a field of the certificate
+    with configured values (:func:`cn`, :func:`trust_domain`, :func:`group`,
+    :func:`~asgi_mtls.authorization.certificates.subject_attribute`,
+    :func:`~asgi_mtls.authorization.certificates.fingerprint`, ``role``).  ``label`` starts
+    the description: ``"group in"`` describes ``group in ops, sre``."""
+
+    def __init__(
+        self,
+        label: str,
+        read: Callable[[ClientIdentity], Iterable[object]],
+        allowed: frozenset[str],
+    ) -> None:
+        self.label = label
+        self.read = read
+        self.allowed = allowed
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return not self.allowed.isdisjoint(self.read(identity))
+
+    def describe(self) -> str:
+        return f"{self.label} {', '.join(sorted(self.allowed))}"
 
 
 class Glob:
@@ -119,16 +141,10 @@ def principal(*names: str) -> Requirement:
     return PrincipalRequirement(parse_principal(name) for name in names)
 
 
-class _CommonName(Requirement):
-    def __init__(self, names: frozenset[str]) -> None:
-        self.names = names
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        common_names = identity.common_names
-        return len(common_names) == 1 and common_names[0] in self.names
-
-    def describe(self) -> str:
-        return f"CN in {listed(self.names)}"
+def _single_common_name(identity: ClientIdentity) -> tuple[str, ...]:
+    """The subject's common name; nothing when it has none or several (never matched)."""
+    common_names = identity.common_names
+    return common_names if len(common_names) == 1 else ()
 
 
 def cn(*names: str) -> Requirement:
@@ -137,7 +153,7 @@ def cn(*names: str) -> Requirement:
     The only way to match a CN: a plain string in a requirement is never compared with a CN
     (it could be a DNS name; issue #8).  Whatever the principal strategy, this reads the
     subject itself; two CNs in one subject never match."""
-    return _CommonName(name_set(names, "common name"))
+    return ValueIn("CN in", _single_common_name, name_set(names, "common name"))
 
 
 #: Glob separators per kind: ``*`` stays inside one label of a DNS name, one path segment
@@ -280,22 +296,12 @@ def spiffe_prefix(*prefixes: str) -> Requirement:
     return _SpiffePrefix(tuple(parsed))
 
 
-class _TrustDomain(Requirement):
-    def __init__(self, domains: frozenset[str]) -> None:
-        self.domains = domains
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return identity.trust_domain is not None and identity.trust_domain in self.domains
-
-    def describe(self) -> str:
-        return f"SPIFFE trust domain {listed(self.domains)}"
-
-
 def trust_domain(*domains: str) -> Requirement:
     """The client's SPIFFE ID belongs to one of the trust ``domains``."""
     for domain in domains:
         parse_trust_domain(domain)
-    return _TrustDomain(name_set(domains, "trust domain"))
+    allowed = name_set(domains, "trust domain")
+    return ValueIn("SPIFFE trust domain", lambda identity: (identity.trust_domain,), allowed)
 
 
 class _DnsName(Requirement):
@@ -318,18 +324,7 @@ def dns_name(*patterns: str) -> Requirement:
     return _DnsName(tuple(Glob(pattern, ".") for pattern in patterns))
 
 
-class _Group(Requirement):
-    def __init__(self, names: frozenset[str]) -> None:
-        self.names = names
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return not self.names.isdisjoint(identity.groups)
-
-    def describe(self) -> str:
-        return f"group in {listed(self.names)}"
-
-
 def group(*names: str) -> Requirement:
     """The client is in one of the Kubernetes groups ``names`` (``ClientIdentity.groups``,
     set by the ``kubernetes`` principal strategy from the subject's ``O`` values)."""
-    return _Group(name_set(names, "group"))
+    return ValueIn("group in", attrgetter("groups"), name_set(names, "group"))

@@ -40,6 +40,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -50,10 +51,10 @@ from asgi_mtls.authorization.certificates import (
     subject_attribute,
 )
 from asgi_mtls.authorization.matchers import (
+    ValueIn,
     cn,
     dns_name,
     group,
-    listed,
     principal,
     principal_glob,
     spiffe_glob,
@@ -100,17 +101,11 @@ def check_role_name(name: object) -> str:
     return name
 
 
-class RoleRequirement(Requirement):
+class RoleRequirement(ValueIn):
     """The client has one of ``names`` (``ClientIdentity.roles``, from the role map)."""
 
     def __init__(self, names: frozenset[str]) -> None:
-        self.names = names
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return not self.names.isdisjoint(identity.roles)
-
-    def describe(self) -> str:
-        return f"role in {listed(self.names)}"
+        super().__init__("role in", attrgetter("roles"), names)
 
 
 def role(*names: str) -> Requirement:
