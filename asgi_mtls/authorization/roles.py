@@ -44,23 +44,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
-from asgi_mtls.authorization.certificates import (
-    fingerprint,
-    issuer,
-    spki_pin,
-    subject_attribute,
-)
-from asgi_mtls.authorization.matchers import (
-    ValueIn,
-    cn,
-    dns_name,
-    group,
-    principal,
-    principal_glob,
-    spiffe_glob,
-    spiffe_prefix,
-    trust_domain,
-)
+from asgi_mtls.authorization import certificates, matchers
 from asgi_mtls.authorization.requirements import AllOf, AnyOf, Requirement
 from asgi_mtls.errors import ConfigurationError
 from asgi_mtls.identity import ClientIdentity
@@ -76,18 +60,19 @@ __all__ = [
 
 _ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*")
 
+#: The keys of a rule table in a role file, and the matcher each one builds.
 _RULE_KEYS: Final[dict[str, Callable[..., Requirement]]] = {
-    "principal": principal,
-    "cn": cn,
-    "principal_glob": principal_glob,
-    "spiffe_glob": spiffe_glob,
-    "spiffe_prefix": spiffe_prefix,
-    "trust_domain": trust_domain,
-    "issuer": issuer,
-    "dns": dns_name,
-    "group": group,
-    "fingerprint": fingerprint,
-    "spki": spki_pin,
+    "principal": matchers.principal,
+    "cn": matchers.cn,
+    "principal_glob": matchers.principal_glob,
+    "spiffe_glob": matchers.spiffe_glob,
+    "spiffe_prefix": matchers.spiffe_prefix,
+    "trust_domain": matchers.trust_domain,
+    "issuer": certificates.issuer,
+    "dns": matchers.dns_name,
+    "group": matchers.group,
+    "fingerprint": certificates.fingerprint,
+    "spki": certificates.spki_pin,
 }
 
 
@@ -101,7 +86,7 @@ def check_role_name(name: object) -> str:
     return name
 
 
-class RoleRequirement(ValueIn):
+class RoleRequirement(matchers.ValueIn):
     """The client has one of ``names`` (``ClientIdentity.roles``, from the role map)."""
 
     def __init__(self, names: frozenset[str]) -> None:
@@ -217,7 +202,7 @@ def _python_rules(value: RoleRules) -> Requirement:
     if len(principals) + len(rules) != len(items):
         raise TypeError("each rule must be a requirement or an exact principal string")
     if principals:
-        rules.insert(0, principal(*principals))
+        rules.insert(0, matchers.principal(*principals))
     for rule in rules:
         if any(isinstance(part, RoleRequirement) for part in rule.walk()):
             raise ValueError("a role rule cannot depend on roles")
@@ -245,7 +230,7 @@ def _file_rule(table: object, where: str) -> Requirement:
                     raise RoleConfigError(f"{where}.subject: expected a table like {{OU = 'SRE'}}")
                 for attribute, values in value.items():
                     strings = _strings(values, f"{where}.subject.{attribute}")
-                    conditions.append(subject_attribute(attribute, *strings))
+                    conditions.append(certificates.subject_attribute(attribute, *strings))
             elif key in _RULE_KEYS:
                 conditions.append(_RULE_KEYS[key](*_strings(value, f"{where}.{key}")))
             else:
