@@ -179,8 +179,10 @@ class Requirement(Declarable):
 
 
 class _Combination(Requirement):
-    """Shared shape of :class:`AllOf` and :class:`AnyOf`: flattened parts, one joiner."""
+    """Shared shape of :class:`AllOf` and :class:`AnyOf`: flattened parts, evaluated left to
+    right by ``all`` or ``any`` (which stop early), described with one joiner."""
 
+    _reduce: staticmethod[[Iterable[object]], bool]
     _joiner: str
     _empty: str
 
@@ -195,6 +197,9 @@ class _Combination(Requirement):
     def children(self) -> tuple[Requirement, ...]:
         return self.parts
 
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return self._reduce(part._matches(identity) for part in self.parts)
+
     def describe(self) -> str:
         if not self.parts:
             return self._empty
@@ -207,11 +212,9 @@ class _Combination(Requirement):
 class AllOf(_Combination):
     """Allows when every part allows (``a & b``).  No parts: any valid client."""
 
+    _reduce = staticmethod(all)
     _joiner = "and"
     _empty = "any valid client certificate"
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return all(part._matches(identity) for part in self.parts)
 
     def explain(self, identity: ClientIdentity) -> str:
         for part in self.parts:
@@ -223,11 +226,9 @@ class AllOf(_Combination):
 class AnyOf(_Combination):
     """Allows when at least one part allows (``a | b``).  No parts: nobody."""
 
+    _reduce = staticmethod(any)
     _joiner = "or"
     _empty = "nobody"
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return any(part._matches(identity) for part in self.parts)
 
     def explain(self, identity: ClientIdentity) -> str:
         if not self.parts:
