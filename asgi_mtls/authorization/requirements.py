@@ -328,7 +328,7 @@ class ClientRequirement(Requirement):
         if self.trust_domain:
             parts.append(f"SPIFFE trust domain {self.trust_domain}")
         if self.predicate is not None:
-            parts.append(f"predicate {getattr(self.predicate, '__name__', repr(self.predicate))}")
+            parts.append(_describe_predicate(self.predicate))
         return " and ".join(parts) or "any valid client certificate"
 
     def _nested(self) -> str:
@@ -340,7 +340,7 @@ class ClientRequirement(Requirement):
             return "; ".join(matcher.explain(identity) for matcher in self.matchers)
         if self.trust_domain is not None and identity.trust_domain != self.trust_domain:
             return f"SPIFFE trust domain {identity.trust_domain!r} is not {self.trust_domain!r}"
-        return "predicate " + getattr(self.predicate, "__name__", repr(self.predicate))
+        return _describe_predicate(self.predicate)
 
     def _matches(self, identity: ClientIdentity) -> bool:
         if self.matchers and not any(matcher._matches(identity) for matcher in self.matchers):
@@ -362,6 +362,10 @@ def run_predicate(predicate: Callable[[ClientIdentity], object], identity: Clien
         raise _Denied from None
 
 
+def _describe_predicate(function: object) -> str:
+    return f"predicate {getattr(function, '__name__', repr(function))}"
+
+
 class _Predicate(Requirement):
     def __init__(self, function: Callable[[ClientIdentity], object]) -> None:
         self.function = function
@@ -370,7 +374,7 @@ class _Predicate(Requirement):
         return run_predicate(self.function, identity)
 
     def describe(self) -> str:
-        return f"predicate {getattr(self.function, '__name__', repr(self.function))}"
+        return _describe_predicate(self.function)
 
 
 def predicate(function: Callable[[ClientIdentity], object]) -> Requirement:
