@@ -239,6 +239,7 @@ def test_inspect_reads_pem_der_and_stdin_and_reports_refusals(pki, tmp_path):
     ]
     assert "chain[1]: CN=Bank Test Clients CA" in result.stdout
     assert "  key usage:   clientAuth" in result.stdout
+    assert "  key:         EC secp256r1" in result.stdout  # the validator's describe_key
     assert "  names:       URI:spiffe://bank.example/payments" in result.stdout
     result = cli("inspect", str(tmp_path / "payments.der"), "--json")
     assert json.loads(result.stdout)["decoded_as"] == "der"
