@@ -218,24 +218,14 @@ def test_crl_scope_from_issuing_distribution_point(tmp_path, files_pki):
     client = issuing.issue_client("client", crl_urls=["http://crl.example/part1.crl"])
     root_crl = crl_file(tmp_path, root, "root.crl", revoked=[])
     ca_only = x509.IssuingDistributionPoint(None, None, False, True, None, False, False)
-    other_part = x509.IssuingDistributionPoint(
-        [x509.UniformResourceIdentifier("http://crl.example/part2.crl")],
-        None,
-        False,
-        False,
-        None,
-        False,
-        False,
-    )
-    this_part = x509.IssuingDistributionPoint(
-        [x509.UniformResourceIdentifier("http://crl.example/part1.crl")],
-        None,
-        False,
-        False,
-        None,
-        False,
-        False,
-    )
+
+    def part(url: str) -> x509.IssuingDistributionPoint:
+        """A partitioned CRL's scope: the certificates naming ``url``."""
+        name = [x509.UniformResourceIdentifier(url)]
+        return x509.IssuingDistributionPoint(name, None, False, False, None, False, False)
+
+    other_part = part("http://crl.example/part2.crl")
+    this_part = part("http://crl.example/part1.crl")
     for idp, covered in ((ca_only, False), (other_part, False), (this_part, True)):
         path = crl_file(tmp_path, issuing, revoked=[], extensions=[(idp, True)])
         validator = file_validator(root, issuing, [path, root_crl], use_distribution_points=False)
