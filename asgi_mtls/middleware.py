@@ -40,6 +40,7 @@ from asgi_mtls.cache import OutcomeCache
 from asgi_mtls.errors import (
     CertificateRejected,
     ConfigurationError,
+    RejectionReason,
     log_rejection,
     send_rejection,
 )
@@ -50,7 +51,7 @@ from asgi_mtls.identity import (
     StrategyName,
     resolve_principal_strategy,
 )
-from asgi_mtls.inject import inject
+from asgi_mtls.inject import EXPLAIN_SCOPE_KEY, anonymous_additions, inject
 from asgi_mtls.resolver import CertificateResolver
 from asgi_mtls.sources import (
     CertificateSource,
@@ -175,8 +176,8 @@ class MTLSMiddleware:
         else:
             self.validator = CertificateValidator(trust, intermediates=intermediates)
         if sources is None:
-            # The header source is on even without trusted proxies, so that a forged header
-            # sent straight to the app is answered (and logged) as untrusted_proxy.
+            # The nginx header counts only from trusted_proxies; with none, it is never read
+            # (a refused request's log line says it was ignored).
             sources = [TLSExtensionSource(), HeaderSource("nginx")]
         if not sources:
             raise ConfigurationError("sources=[]: at least one certificate source is needed")
@@ -225,6 +226,7 @@ class MTLSMiddleware:
         # exempt paths, no path lookup; nothing to decide before the app, no call.
         self._identify = self._identify_unless_exempt if exempt_paths else self.resolver.resolve
         self._authorize = self.authorizer.authorize if self.authorizer.active else None
+        self._anonymous = anonymous_additions(**{EXPLAIN_SCOPE_KEY: self._explain})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -242,7 +244,7 @@ class MTLSMiddleware:
         except CertificateRejected as exc:
             await self._refuse(scope, receive, send, exc)
             return
-        scope = inject(scope, identity)
+        scope = inject(scope, identity, self._anonymous)
         try:
             await self.app(scope, receive, send)
         except CertificateRejected as exc:
@@ -254,9 +256,22 @@ class MTLSMiddleware:
             None if self.authorizer.is_exempt(route_path(scope)) else self.resolver.resolve(scope)
         )
 
+    def _explain(self, scope: Scope, exc: CertificateRejected) -> None:
+        """Add to a ``missing`` refusal's log detail the certificate headers that were present
+        but not read because no proxy is trusted to send them (the fix: ``trusted_proxies``).
+        On the refusal path only: the cached path never looks at them (issue #10)."""
+        if exc.reason is RejectionReason.MISSING:
+            ignored = self.resolver.ignored_headers(scope)
+            if ignored:
+                exc.log_detail += (
+                    f"; a {', '.join(ignored)} certificate header was ignored: no proxy is "
+                    "trusted to send it (trusted_proxies=)"
+                )
+
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, exc: CertificateRejected
     ) -> None:
+        self._explain(scope, exc)
         log_rejection(scope, exc, transport_peer(scope, **self._peer))
         if self.on_error is not None and scope["type"] == "http":
             response = await _respond(self.on_error, HTTPConnection(scope, receive), exc)
@@ -278,6 +293,8 @@ class MTLSMiddleware:
                 return
 
     async def _route_rejection(self, connection: HTTPConnection, exc: Exception) -> Any:
+        if isinstance(exc, CertificateRejected):
+            self._explain(connection.scope, exc)
         if self.on_error is not None and connection.scope["type"] == "http":
             assert isinstance(exc, CertificateRejected)  # registered for it only
             log_rejection(connection.scope, exc, transport_peer(connection.scope, **self._peer))

@@ -78,9 +78,25 @@ class CertificateResolver:
         self.trusted_proxies = trusted_proxies
         #: Proxies trusted by certificate: on their connections the tls extension is theirs.
         self._hops = ProxyHops.of(trusted_proxies, self.sources)
+        #: What ``resolve`` runs, fixed here (issue #10): each source with the proxies its
+        #: headers are believed from (``None`` for the tls extension).  A header source that
+        #: no proxy may feed can never count, so it costs nothing: it is left out, and a
+        #: refusal for a missing certificate says when its header was present
+        #: (:meth:`ignored_headers`).
+        self._plan: tuple[tuple[CertificateSource, TrustedProxies | None], ...] = tuple(
+            (source, self._proxies_of(source) if source.requires_trusted_proxy else None)
+            for source in self.sources
+            if not source.requires_trusted_proxy or self._proxies_of(source)
+        )
+        self._unfed = tuple(
+            source
+            for source in self.sources
+            if source.requires_trusted_proxy and not self._proxies_of(source)
+        )
         self.trust_scope_client = trust_scope_client
         self.ignore_untrusted_headers = ignore_untrusted_headers
         self.cache = cache
+        self._accepted = cache.accepted
         self._clock = clock
         self._generation = validator.generation
         #: Outcomes computed rather than found in the cache (each a decode and a validation).
@@ -98,21 +114,31 @@ class CertificateResolver:
             self.cache.clear()
             self._generation = generation
         found: ClientIdentity | None = None
-        for source in self.sources:
+        accepted = self._accepted
+        for source, proxies in self._plan:
             try:
                 raw = source.find(scope)
             except Exception as exc:
                 raise _failure(RejectionReason.SOURCE_ERROR, source.name, exc).exception() from None
             if raw is None:
                 continue
-            if source.requires_trusted_proxy and not self._believed(source, scope):
-                continue
-            if self._hops is not None and self._hops.hides(source, scope):
+            if proxies is not None:
+                if not proxies.trusts_scope(scope, self.trust_scope_client):
+                    self._untrusted(source, scope)  # raises, unless told to ignore
+                    continue
+            elif self._hops is not None and self._hops.hides(source, scope):
                 continue  # the proxy's own certificate, never the client's identity
             key = (source.name, raw)
-            outcome = self.cache.get(key)
-            if outcome is None:
-                outcome = self._miss(key, source, raw)
+            try:
+                hit = accepted.get(key)
+            except TypeError:  # unhashable raw values: a source that let something odd in
+                raise _failure(
+                    RejectionReason.SOURCE_ERROR, source.name, TypeError("unhashable raw values")
+                ).exception() from None
+            if hit is not None and hit[1] > self._clock():
+                outcome = hit[0]  # a known client: one probe (issue #10)
+            else:
+                outcome = self.cache.get(key) or self._miss(key, source, raw)
             if isinstance(outcome, ClientIdentity):
                 if found is not None:
                     raise CertificateRejected(
@@ -124,16 +150,22 @@ class CertificateResolver:
                 raise outcome.exception()
         return found
 
-    def _believed(self, source: CertificateSource, scope: Mapping[str, Any]) -> bool:
-        """Whether a header source's values count: only from a trusted proxy (else
-        ``untrusted_proxy``, or ignored if so configured)."""
-        peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
+    def _proxies_of(self, source: CertificateSource) -> TrustedProxies:
         own: TrustedProxies | None = getattr(source, "trusted_proxies", None)
-        proxies = own if own is not None else self.trusted_proxies  # [] trusts nobody
-        if proxies.trusts(peer, scope):
-            return True
+        return own if own is not None else self.trusted_proxies  # [] trusts nobody
+
+    def ignored_headers(self, scope: Mapping[str, Any]) -> list[str]:
+        """The certificate headers on ``scope`` of sources no proxy may feed (left out of
+        :meth:`resolve`): for the log line of a request refused for want of a certificate,
+        where the fix is ``trusted_proxies=``.  Only called on that refusal."""
+        return [source.name for source in self._unfed if source.find(scope) is not None]
+
+    def _untrusted(self, source: CertificateSource, scope: Mapping[str, Any]) -> None:
+        """A header source's values from a peer that is not a trusted proxy:
+        ``untrusted_proxy``, or ignored if so configured."""
         if self.ignore_untrusted_headers:
-            return False
+            return
+        peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
         why = "unknown transport peer" if peer is None else f"peer {peer}"
         raise CertificateRejected(
             RejectionReason.UNTRUSTED_PROXY,

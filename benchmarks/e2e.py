@@ -40,7 +40,7 @@ from pathlib import Path
 
 from benchmarks.driver import PartResult
 from benchmarks.pki import BenchPKI, PKIFiles
-from tests.e2e.proxies import free_port, start_nginx, wait_for_port
+from tests.e2e.proxies import free_port, run_foreground, wait_for_port
 
 __all__ = ["find_nginx", "run_e2e"]
 
@@ -236,7 +236,18 @@ def run_e2e(
         nginx_work = work / "nginx"
         config = NGINX_CONF.format(work=nginx_work, servers=blocks)
         # nginx binds every listen socket before serving: one answering means all do.
-        stack.enter_context(start_nginx(nginx, config, nginx_work, min(nginx_ports.values())))
+        nginx_work.mkdir(parents=True, exist_ok=True)
+        (nginx_work / "nginx.conf").write_text(config)
+        prefix = ["-p", str(nginx_work), "-c", str(nginx_work / "nginx.conf")]
+        stack.enter_context(
+            run_foreground(
+                "nginx",
+                [nginx, *prefix],
+                nginx_work,
+                min(nginx_ports.values()),
+                check=[nginx, "-t", *prefix],
+            )
+        )
         targets = {
             name: Target(name, nginx_ports.get(name, port), pid)
             for name, (port, pid) in servers.items()

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from asgi_mtls.errors import CertificateRejected, log_rejection, send_rejection
 from asgi_mtls.identity import ClientIdentity
-from asgi_mtls.inject import get_client_identity
+from asgi_mtls.inject import EXPLAIN_SCOPE_KEY, get_client_identity
 from asgi_mtls.sources.proxies import transport_peer
 
 
@@ -173,6 +173,9 @@ def rejection_response(exc: CertificateRejected) -> Response:
 
 
 def _log_denied(connection: HTTPConnection, exc: CertificateRejected) -> None:
+    explain = connection.scope.get(EXPLAIN_SCOPE_KEY)
+    if callable(explain):
+        explain(connection.scope, exc)
     log_rejection(connection.scope, exc, transport_peer(connection.scope, trust_scope_client=False))
 
 

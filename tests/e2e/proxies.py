@@ -109,7 +109,7 @@ def _presents(sock: socket.socket, certificate: bytes) -> bool:
 
 
 @contextmanager
-def _run_foreground(
+def run_foreground(
     name: str,
     argv: Sequence[str],
     workdir: Path,
@@ -225,7 +225,7 @@ def start_proxy(
     check = spec.check(argv) if spec.check else None
     served = x509.load_pem_x509_certificate(Path(settings.cert).read_bytes())  # the first one
     serving = served.public_bytes(Encoding.DER)
-    with _run_foreground(
+    with run_foreground(
         spec.id, argv, work, port, check=check, env=spec.environment(work), certificate=serving
     ):
         yield f"https://localhost:{port}"
