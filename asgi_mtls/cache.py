@@ -24,7 +24,7 @@ not a signature check.  Rules (issue #8, items 4 and 5):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Final, Generic, TypeVar
 
 __all__ = ["REFUSAL_SHARE", "OutcomeCache", "key_size"]
@@ -100,6 +100,13 @@ class OutcomeCache(Generic[V]):
         self._accepted: _Segment[V] = _Segment(max_entries - refusals[0], max_bytes - refusals[1])
         self._refused: _Segment[V] = _Segment(*refusals)
         self._clock = clock
+
+    @property
+    def accepted(self) -> Mapping[Hashable, tuple[V, float, int]]:
+        """The accepted entries, ``key -> (outcome, expires_at, size)``, for a caller's own
+        one-probe hit path (:mod:`asgi_mtls.resolver`); read-only.  The same object for the
+        cache's lifetime."""
+        return self._accepted.entries
 
     def __len__(self) -> int:
         return len(self._accepted.entries) + len(self._refused.entries)

@@ -153,15 +153,25 @@ class HookRunner:
         settled = _SETTLED.get()
         return None if settled is None else settled.get(key)
 
-    async def resume(self, pending: PendingIdentity, call: Callable[[], Awaitable[None]]) -> None:
+    async def resume(
+        self,
+        pending: PendingIdentity,
+        call: Callable[[], Awaitable[None]],
+        *,
+        forget: Callable[[], None],
+    ) -> None:
         """Settle ``pending`` (one hook call per certificate at a time), then serve the request
-        again with ``call``: the certificate now resolves to the hook's answer."""
+        again with ``call``: the certificate now resolves to the hook's answer.  ``forget``
+        drops what the request's connection remembered of it, when the answer is not to be
+        kept (a failure: the next request, on this connection too, asks again)."""
         settled = await self._settle(pending)
         token = _SETTLED.set({**(_SETTLED.get() or {}), pending.key: settled})
         try:
             await call()
         finally:
             _SETTLED.reset(token)
+            if settled[1] == 0.0:
+                forget()
 
     async def _settle(self, pending: PendingIdentity) -> Settled:
         running = self._running.get(pending.key)

@@ -20,10 +20,20 @@ from starlette.requests import HTTPConnection
 
 from asgi_mtls.identity import ClientIdentity
 
-__all__ = ["IDENTITY_SCOPE_KEY", "ClientUser", "get_client_identity", "inject"]
+__all__ = [
+    "EXPLAIN_SCOPE_KEY",
+    "IDENTITY_SCOPE_KEY",
+    "ClientUser",
+    "anonymous_additions",
+    "get_client_identity",
+    "inject",
+]
 
 #: Where the middleware puts the request's ClientIdentity (``None`` when anonymous).
 IDENTITY_SCOPE_KEY: Final = "asgi_mtls.identity"
+#: On anonymous requests: ``explain(scope, rejection)``, which a route's refusal calls before
+#: logging, so its log line says what the middleware saw (an ignored certificate header).
+EXPLAIN_SCOPE_KEY: Final = "asgi_mtls.explain"
 
 
 class ClientUser(BaseUser):
@@ -54,24 +64,47 @@ class ClientUser(BaseUser):
         return f"ClientUser({self.client_identity.principal!r})"
 
 
-_ANONYMOUS: Final[tuple[BaseUser, AuthCredentials]] = (UnauthenticatedUser(), AuthCredentials())
+def _additions(identity: ClientIdentity) -> dict[str, Any]:
+    roles = sorted(identity.roles)
+    return {
+        IDENTITY_SCOPE_KEY: identity,
+        "user": ClientUser(identity),
+        "auth": AuthCredentials(["authenticated", *roles]),
+    }
 
 
-def _starlette_objects(identity: ClientIdentity) -> tuple[BaseUser, AuthCredentials]:
-    return ClientUser(identity), AuthCredentials(["authenticated", *sorted(identity.roles)])
+_ANONYMOUS: Final[dict[str, Any]] = {
+    IDENTITY_SCOPE_KEY: None,
+    "user": UnauthenticatedUser(),
+    "auth": AuthCredentials(),
+}
+#: Where an identity keeps its scope additions (:meth:`ClientIdentity.memo`).
+_MEMO_KEY: Final = "asgi_mtls.inject"
 
 
-def inject(scope: Mapping[str, Any], identity: ClientIdentity | None) -> dict[str, Any]:
+def anonymous_additions(**extra: Any) -> dict[str, Any]:
+    """The scope additions of an anonymous request, with a middleware's own ``extra`` keys
+    (built once per middleware)."""
+    return {**_ANONYMOUS, **extra}
+
+
+def inject(
+    scope: Mapping[str, Any],
+    identity: ClientIdentity | None,
+    anonymous: Mapping[str, Any] = _ANONYMOUS,
+) -> dict[str, Any]:
     """A copy of ``scope`` carrying ``identity`` (``None``: anonymous) in Starlette's keys.
 
-    The user and credentials objects are built once per identity and shared by its requests
-    (issue #10), as the identity itself is: treat them as read-only, as Starlette does.
+    The additions (the identity, its user and credentials objects) are built once per
+    identity and shared by its requests (issue #10), as the identity itself is: treat them as
+    read-only, as Starlette does.
     """
     if identity is None:
-        user, auth = _ANONYMOUS
-    else:
-        user, auth = identity.memo("starlette", _starlette_objects, identity)
-    return {**scope, IDENTITY_SCOPE_KEY: identity, "user": user, "auth": auth}
+        return {**scope, **anonymous}
+    additions = identity.computed.get(_MEMO_KEY)  # one probe on the hot path
+    if additions is None:
+        additions = identity.memo(_MEMO_KEY, _additions, identity)
+    return {**scope, **additions}  # type: ignore[dict-item]
 
 
 def get_client_identity(connection: HTTPConnection | Mapping[str, object]) -> ClientIdentity | None:

@@ -40,6 +40,7 @@ from asgi_mtls.cache import OutcomeCache
 from asgi_mtls.errors import (
     CertificateRejected,
     ConfigurationError,
+    RejectionReason,
     send_rejection,
 )
 from asgi_mtls.events import ConfigurationWarning, Listener
@@ -51,7 +52,7 @@ from asgi_mtls.identity import (
     StrategyName,
     resolve_principal_strategy,
 )
-from asgi_mtls.inject import inject
+from asgi_mtls.inject import EXPLAIN_SCOPE_KEY, anonymous_additions, inject
 from asgi_mtls.observe import DEFAULT_EXPIRY_WARNING, Observers
 from asgi_mtls.resolver import NEGATIVE_TTL, CertificateResolver
 from asgi_mtls.sources import (
@@ -189,8 +190,8 @@ class MTLSMiddleware:
         else:
             self.validator = CertificateValidator(trust, intermediates=intermediates)
         if sources is None:
-            # The header source is on even without trusted proxies, so that a forged header
-            # sent straight to the app is answered (and logged) as untrusted_proxy.
+            # The nginx header counts only from trusted_proxies; with none, it is never read
+            # (a refused request's log line says it was ignored).
             sources = [TLSExtensionSource(), HeaderSource("nginx")]
         if not sources:
             raise ConfigurationError("sources=[]: at least one certificate source is needed")
@@ -258,6 +259,7 @@ class MTLSMiddleware:
             self._identify_unless_exempt if exempt_paths else self.resolver.resolve
         )
         self._authorize = self.authorizer.authorize if self.authorizer.active else None
+        self._anonymous = anonymous_additions(**{EXPLAIN_SCOPE_KEY: self._explain})
         # Per-request events only if a listener takes them (asgi_mtls.observe).
         self._identify = observers.attach(
             app=chain(app),
@@ -283,7 +285,7 @@ class MTLSMiddleware:
         except CertificateRejected as exc:
             await self._refuse(scope, receive, send, exc)
             return
-        scope = inject(scope, identity)
+        scope = inject(scope, identity, self._anonymous)
         try:
             await self.app(scope, receive, send)
         except CertificateRejected as exc:
@@ -295,14 +297,31 @@ class MTLSMiddleware:
             None if self.authorizer.is_exempt(route_path(scope)) else self.resolver.resolve(scope)
         )
 
+    def _explain(self, scope: Scope, exc: CertificateRejected) -> None:
+        """Add to a ``missing`` refusal's log detail the certificate headers that were present
+        but not read because no proxy is trusted to send them (the fix: ``trusted_proxies``).
+        On the refusal path only: the cached path never looks at them (issue #10)."""
+        if exc.reason is RejectionReason.MISSING:
+            ignored = self.resolver.ignored_headers(scope)
+            if ignored:
+                exc.log_detail += (
+                    f"; a {', '.join(ignored)} certificate header was ignored: no proxy is "
+                    "trusted to send it (trusted_proxies=)"
+                )
+
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, exc: CertificateRejected
     ) -> None:
         if isinstance(exc, PendingIdentity) and self.hooks is not None:
             # A certificate's first request, with on_identity: await the hook once, then serve
             # the request again from its cached answer (asgi_mtls.hooks).
-            await self.hooks.resume(exc, lambda: self(scope, receive, send))
+            await self.hooks.resume(
+                exc,
+                lambda: self(scope, receive, send),
+                forget=lambda: self.resolver.forget_connection(scope),
+            )
             return
+        self._explain(scope, exc)
         if self.events is not None:
             self.events.refused(scope, exc, transport_peer(scope, **self._peer))
         if self.on_error is not None and scope["type"] == "http":
@@ -325,6 +344,8 @@ class MTLSMiddleware:
                 return
 
     async def _route_rejection(self, connection: HTTPConnection, exc: Exception) -> Any:
+        if isinstance(exc, CertificateRejected):
+            self._explain(connection.scope, exc)
         if self.on_error is not None and connection.scope["type"] == "http":
             assert isinstance(exc, CertificateRejected)  # registered for it only
             if self.events is not None:

@@ -12,6 +12,7 @@ One identity per request: two sources presenting certificates is ``conflicting_s
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -21,8 +22,9 @@ from asgi_mtls.authorization.roles import RoleMap
 from asgi_mtls.cache import OutcomeCache
 from asgi_mtls.errors import CertificateRejected, Rejection, RejectionReason
 from asgi_mtls.identity import ClientIdentity, PrincipalStrategy, build_identity
-from asgi_mtls.sources import CertificateSource, TrustedProxies, transport_peer
+from asgi_mtls.sources import CertificateSource, TLSExtensionSource, TrustedProxies, transport_peer
 from asgi_mtls.sources.proxies import ProxyHops
+from asgi_mtls.sources.tls import CONNECTION_EXTENSION
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 from asgi_mtls.validation import CertificateValidator
 
@@ -82,9 +84,33 @@ class CertificateResolver:
         self.trusted_proxies = trusted_proxies
         #: Proxies trusted by certificate: on their connections the tls extension is theirs.
         self._hops = ProxyHops.of(trusted_proxies, self.sources)
+        #: What ``resolve`` runs, fixed here (issue #10): each source with the proxies its
+        #: headers are believed from (``None`` for the tls extension).  A header source that
+        #: no proxy may feed can never count, so it costs nothing: it is left out, and a
+        #: refusal for a missing certificate says when its header was present
+        #: (:meth:`ignored_headers`).
+        self._plan: tuple[tuple[CertificateSource, TrustedProxies | None], ...] = tuple(
+            (source, self._proxies_of(source) if source.requires_trusted_proxy else None)
+            for source in self.sources
+            if not isinstance(source, TLSExtensionSource)
+            and (not source.requires_trusted_proxy or self._proxies_of(source))
+        )
+        #: The sources that read the connection itself (the tls extension): their outcome is
+        #: the same for every request of a connection, so a server that offers a
+        #: per-connection memo (``asgi_mtls.uvicorn``: :data:`CONNECTION_EXTENSION`) lets a
+        #: keep-alive request skip them (issue #10).
+        self._connection_sources = tuple(
+            source for source in self.sources if isinstance(source, TLSExtensionSource)
+        )
+        self._unfed = tuple(
+            source
+            for source in self.sources
+            if source.requires_trusted_proxy and not self._proxies_of(source)
+        )
         self.trust_scope_client = trust_scope_client
         self.ignore_untrusted_headers = ignore_untrusted_headers
         self.cache = cache
+        self._accepted = cache.accepted
         self._clock = clock
         self._generation = validator.generation
         #: Outcomes computed rather than found in the cache (each a decode and a validation).
@@ -103,22 +129,20 @@ class CertificateResolver:
             # a newly revoked client is refused on its next request.
             self.cache.clear()
             self._generation = generation
-        found: ClientIdentity | None = None
-        for source in self.sources:
-            try:
-                raw = source.find(scope)
-            except Exception as exc:
-                raise _failure(RejectionReason.SOURCE_ERROR, source.name, exc).exception() from None
+        found = self._connection_identity(scope, generation) if self._connection_sources else None
+        for source, proxies in self._plan:
+            raw = self._find(source, scope)
             if raw is None:
                 continue
-            if source.requires_trusted_proxy and not self._believed(source, scope):
+            if proxies is not None and not proxies.trusts_scope(scope, self.trust_scope_client):
+                self._untrusted(source, scope)  # raises, unless told to ignore
                 continue
-            if self._hops is not None and self._hops.hides(source, scope):
-                continue  # the proxy's own certificate, never the client's identity
             key = (source.name, raw)
-            outcome = self.cache.get(key)
-            if outcome is None:
-                outcome = self._miss(key, source, raw)
+            hit = self._lookup(source, key)
+            if hit is not None and hit[1] > self._clock():
+                outcome = hit[0]  # a known client: one probe (issue #10)
+            else:
+                outcome = self.cache.get(key) or self._miss(key, source, raw)
             if isinstance(outcome, ClientIdentity):
                 if found is not None:
                     raise CertificateRejected(
@@ -130,18 +154,87 @@ class CertificateResolver:
                 raise outcome.exception()
         return found
 
-    def _believed(self, source: CertificateSource, scope: Mapping[str, Any]) -> bool:
-        """Whether a header source's values count: only from a trusted proxy (else
-        ``untrusted_proxy``, or ignored if so configured)."""
-        peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
+    def _connection_identity(
+        self, scope: Mapping[str, Any], generation: int
+    ) -> ClientIdentity | None:
+        """The identity the connection's own certificate proves (``None``: none), from the
+        connection's memo when the server keeps one and it is still current (same trust
+        generation, not expired), else from the sources and the cache."""
+        extensions = scope.get("extensions")
+        memo = extensions.get(CONNECTION_EXTENSION) if type(extensions) is dict else None
+        if type(memo) is dict:
+            entry = memo.get(self)
+            if entry is not None and entry[0] == generation and entry[1] > self._clock():
+                outcome = entry[2]
+            else:
+                outcome, expires_at = self._connection_outcome(scope)
+                memo[self] = (generation, expires_at, outcome)
+        else:
+            outcome = self._connection_outcome(scope)[0]
+        if isinstance(outcome, Rejection):
+            raise outcome.exception()
+        return outcome if isinstance(outcome, ClientIdentity) else None
+
+    def _connection_outcome(self, scope: Mapping[str, Any]) -> tuple[Outcome | None, float]:
+        """What the connection-level sources say (the first that finds something) and until
+        when it holds; ``None`` when none applies."""
+        for source in self._connection_sources:
+            raw = self._find(source, scope)
+            if raw is None:
+                continue
+            if self._hops is not None and self._hops.hides(source, scope):
+                return None, math.inf  # the proxy's own certificate, never the client's
+            key = (source.name, raw)
+            hit = self._lookup(source, key)
+            if hit is not None and hit[1] > self._clock():
+                return hit[0], hit[1]
+            outcome = self.cache.get(key) or self._miss(key, source, raw)
+            entry = self._accepted.get(key)
+            return outcome, entry[1] if entry is not None else self._clock() + NEGATIVE_TTL
+        return None, math.inf
+
+    def forget_connection(self, scope: Mapping[str, Any]) -> None:
+        """Drop what the connection's memo holds for this resolver: an outcome that must not
+        outlive its request (the identity hook's failure, never cached; asgi_mtls.hooks)."""
+        extensions = scope.get("extensions")
+        memo = extensions.get(CONNECTION_EXTENSION) if type(extensions) is dict else None
+        if type(memo) is dict:
+            memo.pop(self, None)
+
+    def _find(self, source: CertificateSource, scope: Mapping[str, Any]) -> RawValues | None:
+        try:
+            return source.find(scope)
+        except Exception as exc:
+            raise _failure(RejectionReason.SOURCE_ERROR, source.name, exc).exception() from None
+
+    def _lookup(
+        self, source: CertificateSource, key: tuple[str, RawValues]
+    ) -> tuple[Outcome, float, int] | None:
+        try:
+            return self._accepted.get(key)
+        except TypeError:  # unhashable raw values: a source that let something odd in
+            raise _failure(
+                RejectionReason.SOURCE_ERROR, source.name, TypeError("unhashable raw values")
+            ).exception() from None
+
+    def _proxies_of(self, source: CertificateSource) -> TrustedProxies:
         own: TrustedProxies | None = getattr(source, "trusted_proxies", None)
-        proxies = own if own is not None else self.trusted_proxies  # [] trusts nobody
-        if proxies.trusts(peer, scope):
-            return True
+        return own if own is not None else self.trusted_proxies  # [] trusts nobody
+
+    def ignored_headers(self, scope: Mapping[str, Any]) -> list[str]:
+        """The certificate headers on ``scope`` of sources no proxy may feed (left out of
+        :meth:`resolve`): for the log line of a request refused for want of a certificate,
+        where the fix is ``trusted_proxies=``.  Only called on that refusal."""
+        return [source.name for source in self._unfed if source.find(scope) is not None]
+
+    def _untrusted(self, source: CertificateSource, scope: Mapping[str, Any]) -> None:
+        """A header source's values from a peer that is not a trusted proxy:
+        ``untrusted_proxy``, or ignored if so configured."""
+        peer = transport_peer(scope, trust_scope_client=self.trust_scope_client)
         if self.ignore_untrusted_headers:
             if self.miss_path is not None:
                 self.miss_path.ignored_header(scope, source.name, peer)
-            return False
+            return
         why = "unknown transport peer" if peer is None else f"peer {peer}"
         raise CertificateRejected(
             RejectionReason.UNTRUSTED_PROXY,

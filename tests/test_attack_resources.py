@@ -20,6 +20,7 @@ from asgi_mtls.sources import PresentedCertificate, RawValues
 from asgi_mtls.testing import CertificateAuthority, nginx_escaped_header, simulate_connection
 from tests.apps import starlette_app
 from tests.asgi import get, reason
+from tests.certificates import reissue
 
 MIB = 1024 * 1024
 
@@ -74,26 +75,13 @@ async def test_distinct_junk_certificates_cost_bounded_memory(pki, count, paddin
 
 
 def _large(ca: CertificateAuthority, index: int, padding: int):
-    from cryptography.hazmat.primitives import hashes
-
     leaf = ca.issue_client(f"big-{index}")
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(leaf.certificate.subject)
-        .issuer_name(ca.certificate.subject)
-        .public_key(leaf.key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(leaf.certificate.not_valid_before_utc)
-        .not_valid_after(leaf.certificate.not_valid_after_utc)
-        .add_extension(
-            x509.UnrecognizedExtension(
-                x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"),
-                index.to_bytes(4, "big") * (padding // 4),
-            ),
-            critical=False,
-        )
+    padded = x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), index.to_bytes(4, "big") * (padding // 4)
     )
-    return builder.sign(ca.key, hashes.SHA256())
+    return reissue(
+        leaf.certificate, ca.key, serial=x509.random_serial_number(), extensions=[(padded, False)]
+    )
 
 
 @pytest.mark.anyio

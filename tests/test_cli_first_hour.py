@@ -6,6 +6,7 @@ where the exit status, stderr and the closed pipe are the point.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -166,6 +167,54 @@ def test_pki_issue_adds_clients_under_the_same_ca(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+def _leaf(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _names(certificate: x509.Certificate, kind: type[x509.GeneralName]) -> list[object]:
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return list(san.value.get_values_for_type(kind))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("action", ["init", "issue"])
+def test_pki_client_options_reach_the_certificates(tmp_path, capsys, action):
+    """Every option ``init`` and ``issue`` share, on each of them: trust domain, CN only,
+    lifetime, PKCS#12 password, --force."""
+    directory = tmp_path / "pki"
+    if action == "init":
+        first = ["pki", "init", str(directory), "--client", "a"]
+    else:
+        main(["pki", "init", str(directory)])
+        first = ["pki", "issue", str(directory), "a"]
+    options = ["--trust-domain", "bank.example", "--days", "3", "--p12-password", "s3cret"]
+    assert main([*first, *options]) == 0
+    leaf = _leaf(directory / "a.pem")
+    assert _names(leaf, x509.UniformResourceIdentifier) == ["spiffe://bank.example/a"]
+    expiry = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    assert abs(leaf.not_valid_after_utc - expiry) < dt.timedelta(minutes=5)
+    bundle = (directory / "a.p12").read_bytes()
+    assert pkcs12.load_key_and_certificates(bundle, b"s3cret")[1] == leaf
+    with pytest.raises(ValueError):
+        pkcs12.load_key_and_certificates(bundle, None)
+    capsys.readouterr()
+    assert main(first) == 2  # a.pem (init: ca.pem) exists: refused without --force
+    assert "exists" in capsys.readouterr().err
+    assert main([*first, "--cn-only", "--force"]) == 0
+    replaced = _leaf(directory / "a.pem")
+    assert replaced.serial_number != leaf.serial_number
+    assert _names(replaced, x509.UniformResourceIdentifier) == []
+    assert replaced.subject.rfc4514_string() == "CN=a"
+
+
+def test_pki_init_server_names(tmp_path):
+    directory = tmp_path / "pki"
+    assert main(["pki", "init", str(directory), "--server-name", "api.internal"]) == 0
+    assert _names(_leaf(directory / "server.pem"), x509.DNSName) == ["api.internal"]
+
+
 def test_pki_revoke_writes_a_cumulative_crl_the_validator_enforces(tmp_path, capsys):
     directory = tmp_path / "pki"
     main(["pki", "init", str(directory), "--client", "a", "--client", "b", "--client", "c"])
@@ -239,6 +288,7 @@ def test_inspect_reads_pem_der_and_stdin_and_reports_refusals(pki, tmp_path):
     ]
     assert "chain[1]: CN=Bank Test Clients CA" in result.stdout
     assert "  key usage:   clientAuth" in result.stdout
+    assert "  key:         EC secp256r1" in result.stdout  # the validator's describe_key
     assert "  names:       URI:spiffe://bank.example/payments" in result.stdout
     result = cli("inspect", str(tmp_path / "payments.der"), "--json")
     assert json.loads(result.stdout)["decoded_as"] == "der"

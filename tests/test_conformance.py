@@ -33,6 +33,11 @@ def name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attributes)
 
 
+def organization(value: str) -> x509.Name:
+    """A name that is only ``O=value``: a directoryName subtree over organizations."""
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, value)])
+
+
 def key_usage(*, ca: bool, cert_sign: bool | None = None) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True,
@@ -224,42 +229,12 @@ def test_san_less_leaf_under_name_constraints_is_refused(root, trust, where):
     ("permitted", "excluded", "subject", "expected"),
     [
         ([name("unused", "Bank")], None, None, "untrusted"),  # subtree is O=Bank,CN=unused
-        (
-            [x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bank")])],
-            None,
-            "Bank",
-            "accepted",
-        ),
-        (
-            [x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bank")])],
-            None,
-            "BANK",
-            "accepted",
-        ),
-        (
-            [x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bank")])],
-            None,
-            "Evil",
-            "untrusted",
-        ),
-        (
-            [x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bank")])],
-            None,
-            None,
-            "untrusted",
-        ),
-        (
-            None,
-            [x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Evil")])],
-            "evil",
-            "untrusted",
-        ),
-        (
-            None,
-            [x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Evil")])],
-            "Bank",
-            "accepted",
-        ),
+        ([organization("Bank")], None, "Bank", "accepted"),
+        ([organization("Bank")], None, "BANK", "accepted"),
+        ([organization("Bank")], None, "Evil", "untrusted"),
+        ([organization("Bank")], None, None, "untrusted"),
+        (None, [organization("Evil")], "evil", "untrusted"),
+        (None, [organization("Evil")], "Bank", "accepted"),
     ],
 )
 def test_directory_name_constraints_apply_to_the_subject(
@@ -286,7 +261,7 @@ def test_directory_name_constraints_apply_to_the_subject(
 
 
 def test_directory_name_constraints_apply_to_lower_intermediates(root, trust):
-    bank = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bank")])
+    bank = organization("Bank")
     ca = constrained(root, [x509.DirectoryName(bank)])
     # The sub-CA's own subject is outside O=Bank: the path fails even for a good leaf.
     sub = ca.sub_ca("Outside")

@@ -103,7 +103,9 @@ async def test_rejected_carries_reason_source_and_peer(pki, certificate, expecte
 async def test_untrusted_proxy_is_a_rejection_naming_its_source(pki):
     recorder = Recorder()
     header = nginx_escaped_header(pki.payments)
-    _, app = build(pki, None, peer="203.0.113.7", listeners=[recorder])
+    _, app = build(
+        pki, None, peer="203.0.113.7", listeners=[recorder], trusted_proxies=["10.0.0.1"]
+    )
     response = await get(app, "/public", headers={"x-ssl-client-cert": header})
     assert reason(response) == "untrusted_proxy"
     (event,) = recorder.of(Rejected)
@@ -114,7 +116,12 @@ async def test_ignored_untrusted_header_is_an_event(pki):
     recorder = Recorder()
     header = nginx_escaped_header(pki.payments)
     _, app = build(
-        pki, None, peer="203.0.113.7", listeners=[recorder], on_untrusted_header="ignore"
+        pki,
+        None,
+        peer="203.0.113.7",
+        listeners=[recorder],
+        on_untrusted_header="ignore",
+        trusted_proxies=["10.0.0.1"],
     )
     response = await get(app, "/public", headers={"x-ssl-client-cert": header})
     assert response.status_code == 200  # anonymous

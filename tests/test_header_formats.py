@@ -253,11 +253,19 @@ async def test_through_the_middleware(pki, name):
             assert response.json()["source"] == name
         else:
             assert reason(response) == "untrusted"
-    untrusted = MTLSMiddleware(
+    elsewhere = MTLSMiddleware(
+        starlette_app(),
+        trust=pki.root.certificate,
+        trusted_proxies=["10.0.0.1"],
+        sources=[HeaderSource(name)],
+    )
+    response = await get(simulate_connection(elsewhere), "/whoami", headers)
+    assert reason(response) == "untrusted_proxy"
+    # No proxy trusted at all: the header is never read, the request is anonymous.
+    nobody = MTLSMiddleware(
         starlette_app(), trust=pki.root.certificate, sources=[HeaderSource(name)]
     )
-    response = await get(simulate_connection(untrusted), "/whoami", headers)
-    assert reason(response) == "untrusted_proxy"
+    assert reason(await get(simulate_connection(nobody), "/whoami", headers)) == "missing"
 
 
 @pytest.mark.anyio

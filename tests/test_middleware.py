@@ -108,9 +108,16 @@ async def test_header_from_untrusted_peer_is_rejected(pki, caplog):
         response = await get(app, "/public", header)
     assert response.status_code == 400 and reason(response) == "untrusted_proxy"
     assert "untrusted peer 203.0.113.5" in caplog.text
-    # No trusted proxies configured at all: the header is still refused, not ignored.
+    # No trusted proxies configured at all: the header can never count, so it is not even
+    # read (issue #10); a request that needs a certificate is refused as missing, and the
+    # log line says which header was ignored and what would make it count.
     _, plain = stack(pki, None, sources=[TLSExtensionSource(), HeaderSource("nginx")])
-    assert reason(await get(plain, "/whoami", header)) == "untrusted_proxy"
+    with caplog.at_level(logging.WARNING, logger="asgi_mtls"):
+        refused = await get(plain, "/whoami", header)
+    assert refused.status_code == 401 and reason(refused) == "missing"
+    assert "nginx certificate header was ignored" in caplog.text
+    assert "trusted_proxies=" in caplog.text
+    assert (await get(plain, "/public", header)).json() == {"ok": True, "user": None}
 
 
 @pytest.mark.anyio

@@ -79,4 +79,4 @@ async def test_an_empty_per_source_proxy_list_trusts_nobody(pki):
     )
     headers = encode_certificate_headers("envoy", pki.payments)
     response = await get(simulate_connection(middleware, peer="10.1.2.3"), "/whoami", headers)
-    assert reason(response) == "untrusted_proxy"
+    assert reason(response) == "missing"  # never read: no proxy may send it

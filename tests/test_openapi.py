@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.security import OAuth2PasswordBearer
@@ -16,6 +18,11 @@ from tests.asgi import get
 
 MTLS = [{"mutualTLS": []}]
 ROLE_X = role("x")
+
+
+def plain_route(app: FastAPI, path: str, **options: Any) -> None:
+    """A GET route at ``path`` answering "ok"; ``options`` are FastAPI's route options."""
+    app.add_api_route(path, lambda: "ok", methods=["GET"], **options)
 
 
 @pytest.fixture
@@ -66,21 +73,14 @@ def test_policies_router_dependencies_and_other_schemes(pki):
 
     app.include_router(internal)
 
-    @app.get("/admin/users")
-    def users() -> str:
-        return "users"
+    plain_route(app, "/admin/users")
 
     @app.get("/both")
     def both(token: str = Depends(oauth2), client: ClientIdentity = Depends(ROLE_X)) -> str:
         return token
 
-    @app.get("/ping", dependencies=[Depends(PUBLIC)])
-    def ping() -> str:
-        return "pong"
-
-    @app.get("/open")
-    def open_route() -> str:
-        return "open"
+    plain_route(app, "/ping", dependencies=[Depends(PUBLIC)])
+    plain_route(app, "/open")
 
     app.add_middleware(
         MTLSMiddleware, trust=pki.root.certificate, policies={"/admin/*": role("admin")}
@@ -114,13 +114,8 @@ def test_policies_router_dependencies_and_other_schemes(pki):
 def test_require_certificate_marks_every_operation(pki):
     app = FastAPI()
 
-    @app.get("/a")
-    def a() -> str:
-        return "a"
-
-    @app.get("/health")
-    def health() -> str:
-        return "ok"
+    plain_route(app, "/a")
+    plain_route(app, "/health")
 
     app.add_middleware(
         MTLSMiddleware,

@@ -21,6 +21,7 @@ from asgi_mtls.identity import build_identity
 from asgi_mtls.identity.principals import resolve_principal_strategy
 from asgi_mtls.testing import CertificateAuthority
 from asgi_mtls.validation.trust import certificate_sha256, parse_pin, spki_sha256
+from tests.certificates import reissue
 from tests.validate import outcome
 
 
@@ -63,18 +64,12 @@ def test_allowed_issuers_narrow_the_roots(pki):
 def test_allowed_issuer_matches_by_name_and_key(pki):
     payments_ca = pki["payments_ca"]
     # The same CA re-issued (new serial and validity, same name and key) still matches.
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(payments_ca.certificate.subject)
-        .issuer_name(payments_ca.certificate.issuer)
-        .public_key(payments_ca.key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(payments_ca.certificate.not_valid_before_utc)
-        .not_valid_after(payments_ca.certificate.not_valid_after_utc + dt.timedelta(days=1))
+    renewed = reissue(
+        payments_ca.certificate,
+        pki["root"].key,
+        serial=x509.random_serial_number(),
+        not_after=payments_ca.certificate.not_valid_after_utc + dt.timedelta(days=1),
     )
-    for extension in payments_ca.certificate.extensions:
-        builder = builder.add_extension(extension.value, extension.critical)
-    renewed = builder.sign(pki["root"].key, hashes.SHA256())
     assert outcome(make(pki, allowed_issuers=[renewed]), pki["payments"].certificate) == "accepted"
     # Same name, other key: not the same issuer.
     look_alike = pki["root"].intermediate("Payments Issuing CA").certificate
@@ -286,18 +281,7 @@ def test_signature_algorithms_apply_to_intermediates():
     intermediate = root.intermediate("Mixed CA")
     leaf = intermediate.issue_client("mixed")
     # Re-sign only the leaf with SHA-384: the intermediate stays ECDSA-SHA256.
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(leaf.certificate.subject)
-        .issuer_name(leaf.certificate.issuer)
-        .public_key(leaf.certificate.public_key())
-        .serial_number(leaf.certificate.serial_number)
-        .not_valid_before(leaf.certificate.not_valid_before_utc)
-        .not_valid_after(leaf.certificate.not_valid_after_utc)
-    )
-    for extension in leaf.certificate.extensions:
-        builder = builder.add_extension(extension.value, extension.critical)
-    leaf_384 = builder.sign(intermediate.key, hashes.SHA384())
+    leaf_384 = reissue(leaf.certificate, intermediate.key, hash_algorithm=hashes.SHA384())
     validator = CertificateValidator(
         root.certificate,
         intermediates=[intermediate.certificate],

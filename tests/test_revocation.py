@@ -23,6 +23,7 @@ from cryptography.x509 import ocsp
 from asgi_mtls import CertificateRejected, CertificateValidator, RejectionReason
 from asgi_mtls.testing import CertificateAuthority, IssuedCertificate, RevocationServer
 from asgi_mtls.validation.revocation import RevocationChecker, RevocationPolicy, build_ocsp_request
+from tests.certificates import extensions_of, reissue
 from tests.validate import reason_of
 
 pytestmark = pytest.mark.anyio
@@ -217,24 +218,14 @@ def test_crl_scope_from_issuing_distribution_point(tmp_path, files_pki):
     client = issuing.issue_client("client", crl_urls=["http://crl.example/part1.crl"])
     root_crl = crl_file(tmp_path, root, "root.crl", revoked=[])
     ca_only = x509.IssuingDistributionPoint(None, None, False, True, None, False, False)
-    other_part = x509.IssuingDistributionPoint(
-        [x509.UniformResourceIdentifier("http://crl.example/part2.crl")],
-        None,
-        False,
-        False,
-        None,
-        False,
-        False,
-    )
-    this_part = x509.IssuingDistributionPoint(
-        [x509.UniformResourceIdentifier("http://crl.example/part1.crl")],
-        None,
-        False,
-        False,
-        None,
-        False,
-        False,
-    )
+
+    def part(url: str) -> x509.IssuingDistributionPoint:
+        """A partitioned CRL's scope: the certificates naming ``url``."""
+        name = [x509.UniformResourceIdentifier(url)]
+        return x509.IssuingDistributionPoint(name, None, False, False, None, False, False)
+
+    other_part = part("http://crl.example/part2.crl")
+    this_part = part("http://crl.example/part1.crl")
     for idp, covered in ((ca_only, False), (other_part, False), (this_part, True)):
         path = crl_file(tmp_path, issuing, revoked=[], extensions=[(idp, True)])
         validator = file_validator(root, issuing, [path, root_crl], use_distribution_points=False)
@@ -248,23 +239,12 @@ def test_crl_scope_from_issuing_distribution_point(tmp_path, files_pki):
 def test_issuer_without_crl_sign_cannot_vouch(tmp_path):
     root = CertificateAuthority("No CRL Sign Root")
     # Re-sign the root with keyUsage keyCertSign only (no cRLSign).
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(root.certificate.subject)
-        .issuer_name(root.certificate.subject)
-        .public_key(root.key.public_key())
-        .serial_number(root.certificate.serial_number)
-        .not_valid_before(root.certificate.not_valid_before_utc)
-        .not_valid_after(root.certificate.not_valid_after_utc)
-    )
-    for extension in root.certificate.extensions:
-        value = extension.value
-        if isinstance(value, x509.KeyUsage):
-            value = x509.KeyUsage(True, False, False, False, False, True, False, False, False)
-        builder = builder.add_extension(value, extension.critical)
-    from cryptography.hazmat.primitives import hashes
-
-    root.certificate = builder.sign(root.key, hashes.SHA256())
+    cert_sign_only = x509.KeyUsage(True, False, False, False, False, True, False, False, False)
+    extensions = [
+        (cert_sign_only if isinstance(value, x509.KeyUsage) else value, critical)
+        for value, critical in extensions_of(root.certificate)
+    ]
+    root.certificate = reissue(root.certificate, root.key, extensions=extensions)
     client = root.issue_client("client")
     validator = CertificateValidator(
         root.certificate,

@@ -4,11 +4,12 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 
 from asgi_mtls import CertificateValidator, RejectionReason
 from asgi_mtls.errors import ConfigurationError
 from asgi_mtls.testing import CertificateAuthority
+from tests.certificates import extensions_of, reissue
 from tests.validate import reason_of
 
 
@@ -109,23 +110,13 @@ def test_empty_subject_needs_critical_san():
     assert validator.validate(good.certificate)
     bad = root.issue(uris=["spiffe://bank.example/a"], subject=x509.Name([]))
     # Re-issue with a non-critical SAN by hand: the RFC 5280 rule must still hold.
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(root.certificate.subject)
-        .public_key(bad.key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(bad.certificate.not_valid_before_utc)
-        .not_valid_after(bad.certificate.not_valid_after_utc)
+    extensions = [
+        (value, critical and not isinstance(value, x509.SubjectAlternativeName))
+        for value, critical in extensions_of(bad.certificate)
+    ]
+    non_critical = reissue(
+        bad.certificate, root.key, serial=x509.random_serial_number(), extensions=extensions
     )
-    for extension in bad.certificate.extensions:
-        critical = (
-            False
-            if isinstance(extension.value, x509.SubjectAlternativeName)
-            else extension.critical
-        )
-        builder = builder.add_extension(extension.value, critical=critical)
-    non_critical = builder.sign(root.key, hashes.SHA256())
     assert reason_of(validator, non_critical) is RejectionReason.UNTRUSTED
 
 

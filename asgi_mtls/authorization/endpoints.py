@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket
 from asgi_mtls.errors import CertificateRejected, send_rejection
 from asgi_mtls.events.dispatch import bus_for
 from asgi_mtls.identity import ClientIdentity
-from asgi_mtls.inject import get_client_identity
+from asgi_mtls.inject import EXPLAIN_SCOPE_KEY, get_client_identity
 from asgi_mtls.sources.proxies import transport_peer
 
 
@@ -95,52 +95,34 @@ def _mark(wrapper: Callable[..., Any], declaration: Declarable) -> Callable[...,
 
 def guard(requirement: _Check, endpoint: F) -> F:
     """``endpoint`` (sync or async HTTP, or WebSocket) refusing clients ``requirement``
-    does not allow, before it runs (a dry-run requirement's ``check`` never refuses)."""
+    does not allow, before it runs (a dry-run requirement's ``check`` never refuses).  A
+    refusal is answered as :func:`rejection_handler` answers it: the JSON error for HTTP, the
+    same response or a close 1008 for a WebSocket."""
     if PUBLIC in declared_requirements(endpoint):
         raise TypeError(f"{endpoint!r} is marked PUBLIC; it cannot also have a requirement")
     parameters = list(inspect.signature(endpoint).parameters)
-    if "websocket" in parameters:
-        wrapper = _guard_websocket(requirement, endpoint, parameters.index("websocket"))
-        return _mark(wrapper, cast(Declarable, requirement))  # type: ignore[return-value]
-    if "request" not in parameters:
+    name = "websocket" if "websocket" in parameters else "request"
+    if name not in parameters:
         raise TypeError(f'{endpoint!r} has no "request" or "websocket" parameter')
-    index = parameters.index("request")
-    is_async = inspect.iscoroutinefunction(endpoint)
+    index = parameters.index(name)
+    kind = WebSocket if name == "websocket" else Request
+    # Starlette awaits WebSocket endpoints and runs sync HTTP endpoints in its thread pool.
+    is_async = name == "websocket" or inspect.iscoroutinefunction(endpoint)
 
     @functools.wraps(endpoint)
-    async def http_wrapper(*args: Any, **kwargs: Any) -> Any:
-        request = kwargs.get("request", args[index] if index < len(args) else None)
-        if not isinstance(request, Request):
-            raise TypeError("the 'request' argument is not a starlette Request")
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        connection = kwargs.get(name, args[index] if index < len(args) else None)
+        if not isinstance(connection, kind):
+            raise TypeError(f"the {name!r} argument is not a starlette {kind.__name__}")
         try:
-            requirement.check(request)
+            requirement.check(connection)
         except CertificateRejected as exc:
-            _log_denied(request, exc)
-            return rejection_response(exc)
+            return await rejection_handler(connection, exc)
         if is_async:
             return await endpoint(*args, **kwargs)
         return await run_in_threadpool(endpoint, *args, **kwargs)
 
-    return _mark(http_wrapper, cast(Declarable, requirement))  # type: ignore[return-value]
-
-
-def _guard_websocket(
-    requirement: _Check, endpoint: Callable[..., Any], index: int
-) -> Callable[..., Any]:
-    @functools.wraps(endpoint)
-    async def websocket_wrapper(*args: Any, **kwargs: Any) -> None:
-        websocket = kwargs.get("websocket", args[index] if index < len(args) else None)
-        if not isinstance(websocket, WebSocket):
-            raise TypeError("the 'websocket' argument is not a starlette WebSocket")
-        try:
-            requirement.check(websocket)
-        except CertificateRejected as exc:
-            _log_denied(websocket, exc)
-            await send_rejection(websocket.scope, websocket.send, exc)
-            return
-        await endpoint(*args, **kwargs)
-
-    return websocket_wrapper
+    return _mark(wrapper, cast(Declarable, requirement))  # type: ignore[return-value]
 
 
 class Public(Declarable):
@@ -195,8 +177,12 @@ def rejection_response(exc: CertificateRejected) -> Response:
 
 def _log_denied(connection: HTTPConnection, exc: CertificateRejected) -> None:
     """Report a refusal answered inside the app to the listeners of the middleware in front
-    of it (the log line, metrics; :func:`~asgi_mtls.events.bus_for`)."""
+    of it (the log line, metrics; :func:`~asgi_mtls.events.bus_for`), with what the
+    middleware can add to its detail (``EXPLAIN_SCOPE_KEY``)."""
     scope = connection.scope
+    explain = scope.get(EXPLAIN_SCOPE_KEY)
+    if callable(explain):
+        explain(scope, exc)
     bus_for(scope).refused(scope, exc, transport_peer(scope, trust_scope_client=False))
 
 

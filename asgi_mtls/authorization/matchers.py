@@ -1,4 +1,4 @@
-"""Matchers: the building blocks of route requirements.
+"""Matchers on the client's names: the building blocks of route requirements.
 
 Each function returns a :class:`~asgi_mtls.authorization.Requirement`, so a matcher is used
 exactly like ``require_client(...)`` (decorator, FastAPI dependency, path-table value, or a
@@ -19,25 +19,26 @@ Comparison rules, the same everywhere:
   and SPIFFE paths, ``.`` for DNS names); a segment that is exactly ``*`` matches one whole,
   non-empty segment; a segment that is exactly ``**`` matches one or more whole segments.
   Every other character is literal (``?``, ``[``, ``\\`` included).
+
+Matchers on the certificate itself (subject attributes, issuer, fingerprint, public key) are in
+:mod:`~asgi_mtls.authorization.certificates`, ``role`` is in
+:mod:`~asgi_mtls.authorization.roles`, ``predicate`` in
+:mod:`~asgi_mtls.authorization.requirements`; :mod:`asgi_mtls.authorization` has them all.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Final
-
-from cryptography import x509
 
 from asgi_mtls.authorization.requirements import (
     PrincipalRequirement,
     Requirement,
     check_name,
-    run_predicate,
 )
 from asgi_mtls.identity import ClientIdentity
-from asgi_mtls.identity.identity import SHORT_NAMES
 from asgi_mtls.identity.names import (
     NameKind,
     is_dns_name,
@@ -46,43 +47,54 @@ from asgi_mtls.identity.names import (
     parse_spiffe_id,
     parse_trust_domain,
 )
-from asgi_mtls.validation.trust import parse_pin
 
 __all__ = [
     "Glob",
+    "ValueIn",
     "cn",
     "dns_name",
-    "fingerprint",
     "group",
-    "issuer",
-    "predicate",
+    "name_set",
     "principal",
     "principal_glob",
-    "role",
     "spiffe_glob",
     "spiffe_prefix",
-    "spki_pin",
-    "subject_attribute",
     "trust_domain",
 ]
 
 _SPIFFE_SEGMENT_PATTERN: Final = re.compile(r"[A-Za-z0-9._*-]+")
-_ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*")
-_DOTTED_OID: Final = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*))+")
-#: Subject attribute names as ClientIdentity spells them, and their OIDs.
-_ATTRIBUTE_NAMES: Final = frozenset(SHORT_NAMES.values())
-_SHORT_NAME_OF_OID: Final = {oid.dotted_string: name for oid, name in SHORT_NAMES.items()}
 
 
-def _names(values: Iterable[str], what: str) -> frozenset[str]:
+def name_set(values: Iterable[str], what: str) -> frozenset[str]:
     names = frozenset(check_name(value, what) for value in values)
     if not names:
         raise ValueError(f"at least one {what} is needed")
     return names
 
 
-def _listed(names: Iterable[str]) -> str:
-    return ", ".join(sorted(names))
+class ValueIn(Requirement):
+    """Allows when one of the values ``read`` takes from the identity is one of ``allowed``,
+    compared exactly: the one shape of every matcher that compares a field of the certificate
+    with configured values (:func:`cn`, :func:`trust_domain`, :func:`group`,
+    :func:`~asgi_mtls.authorization.certificates.subject_attribute`,
+    :func:`~asgi_mtls.authorization.certificates.fingerprint`, ``role``).  ``label`` starts
+    the description: ``"group in"`` describes ``group in ops, sre``."""
+
+    def __init__(
+        self,
+        label: str,
+        read: Callable[[ClientIdentity], Iterable[object]],
+        allowed: frozenset[str],
+    ) -> None:
+        self.label = label
+        self.read = read
+        self.allowed = allowed
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return not self.allowed.isdisjoint(self.read(identity))
+
+    def describe(self) -> str:
+        return f"{self.label} {', '.join(sorted(self.allowed))}"
 
 
 class Glob:
@@ -129,16 +141,10 @@ def principal(*names: str) -> Requirement:
     return PrincipalRequirement(parse_principal(name) for name in names)
 
 
-class _CommonName(Requirement):
-    def __init__(self, names: frozenset[str]) -> None:
-        self.names = names
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        common_names = identity.common_names
-        return len(common_names) == 1 and common_names[0] in self.names
-
-    def describe(self) -> str:
-        return f"CN in {_listed(self.names)}"
+def _single_common_name(identity: ClientIdentity) -> tuple[str, ...]:
+    """The subject's common name; nothing when it has none or several (never matched)."""
+    common_names = identity.common_names
+    return common_names if len(common_names) == 1 else ()
 
 
 def cn(*names: str) -> Requirement:
@@ -147,7 +153,7 @@ def cn(*names: str) -> Requirement:
     The only way to match a CN: a plain string in a requirement is never compared with a CN
     (it could be a DNS name; issue #8).  Whatever the principal strategy, this reads the
     subject itself; two CNs in one subject never match."""
-    return _CommonName(_names(names, "common name"))
+    return ValueIn("CN in", _single_common_name, name_set(names, "common name"))
 
 
 #: Glob separators per kind: ``*`` stays inside one label of a DNS name, one path segment
@@ -290,22 +296,12 @@ def spiffe_prefix(*prefixes: str) -> Requirement:
     return _SpiffePrefix(tuple(parsed))
 
 
-class _TrustDomain(Requirement):
-    def __init__(self, domains: frozenset[str]) -> None:
-        self.domains = domains
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return identity.trust_domain is not None and identity.trust_domain in self.domains
-
-    def describe(self) -> str:
-        return f"SPIFFE trust domain {_listed(self.domains)}"
-
-
 def trust_domain(*domains: str) -> Requirement:
     """The client's SPIFFE ID belongs to one of the trust ``domains``."""
     for domain in domains:
         parse_trust_domain(domain)
-    return _TrustDomain(_names(domains, "trust domain"))
+    allowed = name_set(domains, "trust domain")
+    return ValueIn("SPIFFE trust domain", lambda identity: (identity.trust_domain,), allowed)
 
 
 class _DnsName(Requirement):
@@ -328,199 +324,7 @@ def dns_name(*patterns: str) -> Requirement:
     return _DnsName(tuple(Glob(pattern, ".") for pattern in patterns))
 
 
-class _Group(Requirement):
-    def __init__(self, names: frozenset[str]) -> None:
-        self.names = names
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return not self.names.isdisjoint(identity.groups)
-
-    def describe(self) -> str:
-        return f"group in {_listed(self.names)}"
-
-
 def group(*names: str) -> Requirement:
     """The client is in one of the Kubernetes groups ``names`` (``ClientIdentity.groups``,
     set by the ``kubernetes`` principal strategy from the subject's ``O`` values)."""
-    return _Group(_names(names, "group"))
-
-
-# -- certificate attributes -----------------------------------------------------------------
-
-
-class _SubjectAttribute(Requirement):
-    def __init__(self, name: str, values: frozenset[str]) -> None:
-        self.name = name
-        self.values = values
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return any(value in self.values for value in identity.attribute(self.name))
-
-    def describe(self) -> str:
-        return f"subject {self.name} in {_listed(self.values)}"
-
-
-def subject_attribute(name: str, *values: str) -> Requirement:
-    """One of the subject's ``name`` attributes equals one of ``values``:
-    ``subject_attribute("OU", "SRE")``.  ``name`` is a short name (``CN``, ``O``, ``OU``,
-    ``C``, ``ST``, ``L``, ``STREET``, ``DC``, ``UID``, ``serialNumber``, ``emailAddress``) or a
-    dotted OID (the OID of a named attribute means that attribute); anything else is a
-    ``ValueError`` (a typo must not silently match nothing)."""
-    if name not in _ATTRIBUTE_NAMES and not _DOTTED_OID.fullmatch(str(name)):
-        known = ", ".join(sorted(_ATTRIBUTE_NAMES))
-        raise ValueError(f"unknown subject attribute {name!r}; use one of {known} or an OID")
-    name = _SHORT_NAME_OF_OID.get(name, name)
-    return _SubjectAttribute(name, _names(values, f"{name} value"))
-
-
-def _name_key(name: x509.Name) -> tuple[frozenset[tuple[str, object]], ...]:
-    """A parsed Name as comparable values: RDNs in order, each a set of (OID, value)."""
-    return tuple(
-        frozenset((attribute.oid.dotted_string, attribute.value) for attribute in rdn)
-        for rdn in name.rdns
-    )
-
-
-class _Issuer(Requirement):
-    def __init__(self, names: tuple[x509.Name, ...]) -> None:
-        self.names = names
-        self.keys = frozenset(_name_key(name) for name in names)
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return _name_key(identity.certificate.issuer) in self.keys
-
-    def describe(self) -> str:
-        return "issuer " + " or ".join(name.rfc4514_string() for name in self.names)
-
-
-def issuer(*names: str | x509.Name) -> Requirement:
-    """The leaf certificate was issued by a CA with one of these names (RFC 4514 strings such
-    as ``"CN=Corp Issuing CA,O=Corp"``, or ``x509.Name``).  Compared as parsed names, RDN by
-    RDN and value by value, exactly (no case folding)."""
-    parsed = []
-    for name in names:
-        if isinstance(name, x509.Name):
-            value = name
-        else:
-            check_name(name, "issuer")
-            try:
-                value = x509.Name.from_rfc4514_string(name)
-            except ValueError as exc:
-                raise ValueError(f"invalid issuer name {name!r}: {exc}") from None
-        if len(value) == 0:
-            raise ValueError("an issuer name must not be empty")
-        for attribute in value:
-            if isinstance(attribute.value, str):
-                check_name(attribute.value, "issuer attribute value")
-        parsed.append(value)
-    if not parsed:
-        raise ValueError("at least one issuer is needed")
-    return _Issuer(tuple(parsed))
-
-
-# -- keys and certificates ------------------------------------------------------------------
-
-
-def _digests(values: tuple[str, ...], what: str) -> frozenset[str]:
-    """The SHA-256 digests (lowercase hex, as ``ClientIdentity`` spells them) that ``values``
-    spell, read by the one pin parser (:func:`~asgi_mtls.validation.trust.parse_pin`: hex with
-    or without colons, base64, ``sha256//``, ``pin-sha256="..."``)."""
-    if not values:
-        raise ValueError(f"at least one {what} is needed")
-    digests = set()
-    for value in values:
-        try:
-            digests.add(parse_pin(value).hex())
-        except ValueError as exc:
-            raise ValueError(f"invalid {what} {value!r}: {exc}") from None
-    return frozenset(digests)
-
-
-class _Fingerprint(Requirement):
-    def __init__(self, digests: frozenset[str]) -> None:
-        self.digests = digests
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return identity.fingerprint_sha256 in self.digests
-
-    def describe(self) -> str:
-        return f"certificate SHA-256 in {_listed(self.digests)}"
-
-
-def fingerprint(*digests: str) -> Requirement:
-    """The leaf certificate's SHA-256 fingerprint is one of ``digests``: hex (any case, ``:``
-    separators allowed, as ``openssl x509 -fingerprint -sha256`` prints it) or any other
-    spelling :func:`~asgi_mtls.validation.trust.parse_pin` reads."""
-    return _Fingerprint(_digests(digests, "fingerprint"))
-
-
-class _SpkiPin(Requirement):
-    def __init__(self, digests: frozenset[str]) -> None:
-        self.digests = digests
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return bool(identity.spki_sha256) and identity.spki_sha256 in self.digests
-
-    def describe(self) -> str:
-        pins = sorted(base64.b64encode(bytes.fromhex(d)).decode() for d in self.digests)
-        return "public key pin in " + ", ".join(pins)
-
-
-def spki_pin(*pins: str) -> Requirement:
-    """The leaf's public key is pinned: SHA-256 of its SubjectPublicKeyInfo equals one of
-    ``pins``, given as base64 (as in HPKP ``pin-sha256="..."`` and curl ``sha256//``) or hex
-    (:func:`~asgi_mtls.validation.trust.parse_pin`).  A pin survives certificate renewal
-    with the same key."""
-    return _SpkiPin(_digests(pins, "SPKI pin"))
-
-
-# -- roles, predicates, combinations --------------------------------------------------------
-
-
-def check_role_name(name: object) -> str:
-    """``name`` if it is a valid role name (letters, digits, ``. _ : / @ -``, starting with a
-    letter or digit; not ``authenticated``, which Starlette's scopes already use)."""
-    if not isinstance(name, str) or not _ROLE_NAME.fullmatch(name):
-        raise ValueError(f"invalid role name {name!r}")
-    if name == "authenticated":
-        raise ValueError("'authenticated' is reserved (every client has it); pick another name")
-    return name
-
-
-class RoleRequirement(Requirement):
-    """The client has one of ``names`` (``ClientIdentity.roles``, from the role map)."""
-
-    def __init__(self, names: frozenset[str]) -> None:
-        self.names = names
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return not self.names.isdisjoint(identity.roles)
-
-    def describe(self) -> str:
-        return f"role in {_listed(self.names)}"
-
-
-def role(*names: str) -> Requirement:
-    """The client has one of the roles ``names``, granted by the middleware's ``roles=``
-    map.  Roles are also Starlette scopes, so ``@requires("name")`` works too."""
-    if not names:
-        raise ValueError("at least one role is needed")
-    return RoleRequirement(frozenset(check_role_name(name) for name in names))
-
-
-class _Predicate(Requirement):
-    def __init__(self, function: Callable[[ClientIdentity], object]) -> None:
-        self.function = function
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return run_predicate(self.function, identity)
-
-    def describe(self) -> str:
-        return f"predicate {getattr(self.function, '__name__', repr(self.function))}"
-
-
-def predicate(function: Callable[[ClientIdentity], object]) -> Requirement:
-    """``function(identity)`` is truthy.  One that raises denies (fail closed, logged)."""
-    if not callable(function):
-        raise TypeError(f"not callable: {function!r}")
-    return _Predicate(function)
+    return ValueIn("group in", attrgetter("groups"), name_set(names, "group"))

@@ -70,6 +70,7 @@ __all__ = [
     "Requirement",
     "check_name",
     "declared_requirements",
+    "predicate",
     "rejection_handler",
     "rejection_response",
     "require_client",
@@ -197,8 +198,10 @@ class Requirement(Declarable):
 
 
 class _Combination(Requirement):
-    """Shared shape of :class:`AllOf` and :class:`AnyOf`: flattened parts, one joiner."""
+    """Shared shape of :class:`AllOf` and :class:`AnyOf`: flattened parts, evaluated left to
+    right by ``all`` or ``any`` (which stop early), described with one joiner."""
 
+    _reduce: staticmethod[[Iterable[object]], bool]
     _joiner: str
     _empty: str
 
@@ -213,6 +216,9 @@ class _Combination(Requirement):
     def children(self) -> tuple[Requirement, ...]:
         return self.parts
 
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return self._reduce(part._matches(identity) for part in self.parts)
+
     def describe(self) -> str:
         if not self.parts:
             return self._empty
@@ -225,11 +231,9 @@ class _Combination(Requirement):
 class AllOf(_Combination):
     """Allows when every part allows (``a & b``).  No parts: any valid client."""
 
+    _reduce = staticmethod(all)
     _joiner = "and"
     _empty = "any valid client certificate"
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return all(part._matches(identity) for part in self.parts)
 
     def explain(self, identity: ClientIdentity) -> str:
         for part in self.parts:
@@ -241,11 +245,9 @@ class AllOf(_Combination):
 class AnyOf(_Combination):
     """Allows when at least one part allows (``a | b``).  No parts: nobody."""
 
+    _reduce = staticmethod(any)
     _joiner = "or"
     _empty = "nobody"
-
-    def _matches(self, identity: ClientIdentity) -> bool:
-        return any(part._matches(identity) for part in self.parts)
 
     def explain(self, identity: ClientIdentity) -> str:
         if not self.parts:
@@ -345,7 +347,7 @@ class ClientRequirement(Requirement):
         if self.trust_domain:
             parts.append(f"SPIFFE trust domain {self.trust_domain}")
         if self.predicate is not None:
-            parts.append(f"predicate {getattr(self.predicate, '__name__', repr(self.predicate))}")
+            parts.append(_describe_predicate(self.predicate))
         return " and ".join(parts) or "any valid client certificate"
 
     def _nested(self) -> str:
@@ -357,7 +359,7 @@ class ClientRequirement(Requirement):
             return "; ".join(matcher.explain(identity) for matcher in self.matchers)
         if self.trust_domain is not None and identity.trust_domain != self.trust_domain:
             return f"SPIFFE trust domain {identity.trust_domain!r} is not {self.trust_domain!r}"
-        return "predicate " + getattr(self.predicate, "__name__", repr(self.predicate))
+        return _describe_predicate(self.predicate)
 
     def _matches(self, identity: ClientIdentity) -> bool:
         if self.matchers and not any(matcher._matches(identity) for matcher in self.matchers):
@@ -377,6 +379,28 @@ def run_predicate(predicate: Callable[[ClientIdentity], object], identity: Clien
     except Exception:  # a failing predicate denies (fail closed), it does not crash
         logger.exception("authorization predicate %r raised; denying", predicate)
         raise _Denied from None
+
+
+def _describe_predicate(function: object) -> str:
+    return f"predicate {getattr(function, '__name__', repr(function))}"
+
+
+class _Predicate(Requirement):
+    def __init__(self, function: Callable[[ClientIdentity], object]) -> None:
+        self.function = function
+
+    def _matches(self, identity: ClientIdentity) -> bool:
+        return run_predicate(self.function, identity)
+
+    def describe(self) -> str:
+        return _describe_predicate(self.function)
+
+
+def predicate(function: Callable[[ClientIdentity], object]) -> Requirement:
+    """``function(identity)`` is truthy.  One that raises denies (fail closed, logged)."""
+    if not callable(function):
+        raise TypeError(f"not callable: {function!r}")
+    return _Predicate(function)
 
 
 def require_client(

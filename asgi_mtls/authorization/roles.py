@@ -37,46 +37,68 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
-from asgi_mtls.authorization.matchers import (
-    RoleRequirement,
-    check_role_name,
-    cn,
-    dns_name,
-    fingerprint,
-    group,
-    issuer,
-    principal,
-    principal_glob,
-    spiffe_glob,
-    spiffe_prefix,
-    spki_pin,
-    subject_attribute,
-    trust_domain,
-)
+from asgi_mtls.authorization import certificates, matchers
 from asgi_mtls.authorization.requirements import AllOf, AnyOf, Requirement
 from asgi_mtls.errors import ConfigurationError
 from asgi_mtls.identity import ClientIdentity
 
-__all__ = ["RoleConfigError", "RoleMap", "load_roles"]
+__all__ = [
+    "RoleConfigError",
+    "RoleMap",
+    "RoleRequirement",
+    "check_role_name",
+    "load_roles",
+    "role",
+]
 
+_ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*")
+
+#: The keys of a rule table in a role file, and the matcher each one builds.
 _RULE_KEYS: Final[dict[str, Callable[..., Requirement]]] = {
-    "principal": principal,
-    "cn": cn,
-    "principal_glob": principal_glob,
-    "spiffe_glob": spiffe_glob,
-    "spiffe_prefix": spiffe_prefix,
-    "trust_domain": trust_domain,
-    "issuer": issuer,
-    "dns": dns_name,
-    "group": group,
-    "fingerprint": fingerprint,
-    "spki": spki_pin,
+    "principal": matchers.principal,
+    "cn": matchers.cn,
+    "principal_glob": matchers.principal_glob,
+    "spiffe_glob": matchers.spiffe_glob,
+    "spiffe_prefix": matchers.spiffe_prefix,
+    "trust_domain": matchers.trust_domain,
+    "issuer": certificates.issuer,
+    "dns": matchers.dns_name,
+    "group": matchers.group,
+    "fingerprint": certificates.fingerprint,
+    "spki": certificates.spki_pin,
 }
+
+
+def check_role_name(name: object) -> str:
+    """``name`` if it is a valid role name (letters, digits, ``. _ : / @ -``, starting with a
+    letter or digit; not ``authenticated``, which Starlette's scopes already use)."""
+    if not isinstance(name, str) or not _ROLE_NAME.fullmatch(name):
+        raise ValueError(f"invalid role name {name!r}")
+    if name == "authenticated":
+        raise ValueError("'authenticated' is reserved (every client has it); pick another name")
+    return name
+
+
+class RoleRequirement(matchers.ValueIn):
+    """The client has one of ``names`` (``ClientIdentity.roles``, from the role map)."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        super().__init__("role in", attrgetter("roles"), names)
+
+
+def role(*names: str) -> Requirement:
+    """The client has one of the roles ``names``, granted by the middleware's ``roles=``
+    map.  Roles are also Starlette scopes, so ``@requires("name")`` works too."""
+    if not names:
+        raise ValueError("at least one role is needed")
+    return RoleRequirement(frozenset(check_role_name(name) for name in names))
 
 
 class RoleConfigError(ConfigurationError):
@@ -90,9 +112,8 @@ class RoleMap:
     """Role names → rules; ``roles_for(identity)`` is the set of roles a client has.
 
     ``roles`` maps each name to a requirement, an exact principal string, or a list of these
-    (any one grants the role).  Rules may not use
-    :func:`~asgi_mtls.authorization.matchers.role` (roles are computed from the certificate,
-    not from other roles).
+    (any one grants the role).  Rules may not use :func:`role` (roles are computed from the
+    certificate, not from other roles).
     """
 
     def __init__(self, roles: Mapping[str, RoleRules], *, source: str = "python") -> None:
@@ -181,7 +202,7 @@ def _python_rules(value: RoleRules) -> Requirement:
     if len(principals) + len(rules) != len(items):
         raise TypeError("each rule must be a requirement or an exact principal string")
     if principals:
-        rules.insert(0, principal(*principals))
+        rules.insert(0, matchers.principal(*principals))
     for rule in rules:
         if any(isinstance(part, RoleRequirement) for part in rule.walk()):
             raise ValueError("a role rule cannot depend on roles")
@@ -209,7 +230,7 @@ def _file_rule(table: object, where: str) -> Requirement:
                     raise RoleConfigError(f"{where}.subject: expected a table like {{OU = 'SRE'}}")
                 for attribute, values in value.items():
                     strings = _strings(values, f"{where}.subject.{attribute}")
-                    conditions.append(subject_attribute(attribute, *strings))
+                    conditions.append(certificates.subject_attribute(attribute, *strings))
             elif key in _RULE_KEYS:
                 conditions.append(_RULE_KEYS[key](*_strings(value, f"{where}.{key}")))
             else:

@@ -23,7 +23,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from asgi_mtls.cli.check import identity_json
@@ -32,6 +31,7 @@ from asgi_mtls.identity import build_identity, resolve_principal_strategy
 from asgi_mtls.sources import HEADER_FORMATS, header_format
 from asgi_mtls.sources.headers import DecodeOptions
 from asgi_mtls.validation import CertificateValidator
+from asgi_mtls.validation.policy import describe_key
 from asgi_mtls.validation.trust_checks import is_ca
 
 __all__ = ["Decoded", "add_parser", "decode_input", "run"]
@@ -127,19 +127,6 @@ def decode_input(data: bytes, forced: str | None = None) -> Decoded:
     raise ValueError(f"not a certificate or a certificate header value ({tried} tried)")
 
 
-def _key_text(certificate: x509.Certificate) -> str:
-    key = certificate.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"RSA {key.key_size}"
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"EC {key.curve.name}"
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519"
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448"
-    return type(key).__name__
-
-
 def _extension(certificate: x509.Certificate, kind: type[x509.ExtensionType]) -> Any:
     try:
         return certificate.extensions.get_extension_for_class(kind).value
@@ -168,7 +155,7 @@ def certificate_json(certificate: x509.Certificate) -> dict[str, Any]:
         "serial": format(certificate.serial_number, "x"),
         "not_before": certificate.not_valid_before_utc.isoformat(),
         "not_after": certificate.not_valid_after_utc.isoformat(),
-        "key": _key_text(certificate),
+        "key": describe_key(certificate.public_key()),
         "ca": is_ca(certificate),
         "extended_key_usage": [_EKU_NAMES.get(oid, oid.dotted_string) for oid in eku]
         if eku is not None

@@ -54,56 +54,57 @@ def add_parser(commands: Any) -> None:
         "--client",
         action="append",
         default=[],
+        dest="clients",
         metavar="NAME",
         help="a client to issue (repeatable): NAME.pem, NAME.key, NAME.p12",
-    )
-    init.add_argument(
-        "--trust-domain",
-        default=_DEFAULT_DOMAIN,
-        help=f"SPIFFE trust domain of the clients' IDs (default: {_DEFAULT_DOMAIN})",
-    )
-    init.add_argument(
-        "--cn-only", action="store_true", help="clients without a SPIFFE ID: CN=NAME only"
     )
     init.add_argument(
         "--server-name",
         action="append",
         default=[],
+        dest="server_names",
         metavar="DNS",
         help="server DNS name (repeatable; default: localhost)",
     )
-    _lifetime(init)
-    init.add_argument("--force", action="store_true", help="replace an existing PKI")
+    _add_client_options(init, replaces="an existing PKI")
     init.set_defaults(run=run_init)
 
     issue = actions.add_parser("issue", help="issue one more client certificate")
-    issue.add_argument("directory", help="a directory made by 'asgi-mtls pki init'")
-    issue.add_argument("name", help="the client's name: CN=NAME and the file names")
+    _add_client_name(issue, "the client's name: CN=NAME and the file names")
     issue.add_argument("--spiffe-id", help="SPIFFE ID (default: spiffe://DOMAIN/NAME)")
-    issue.add_argument(
-        "--trust-domain",
-        default=_DEFAULT_DOMAIN,
-        help=f"trust domain of the default SPIFFE ID (default: {_DEFAULT_DOMAIN})",
-    )
     issue.add_argument("--dns", action="append", default=[], help="DNS SAN (repeatable)")
     issue.add_argument("--email", action="append", default=[], help="email SAN (repeatable)")
-    issue.add_argument(
-        "--cn-only", action="store_true", help="no subjectAltName at all: CN=NAME only"
-    )
-    _lifetime(issue)
-    issue.add_argument("--force", action="store_true", help="replace an existing NAME.pem")
+    _add_client_options(issue, replaces="an existing NAME.pem")
     issue.set_defaults(run=run_issue)
 
     revoke = actions.add_parser("revoke", help="revoke a client: add it to DIR/crl.pem")
-    revoke.add_argument("directory", help="a directory made by 'asgi-mtls pki init'")
-    revoke.add_argument("name", help="the client to revoke (DIR/NAME.pem)")
+    _add_client_name(revoke, "the client to revoke (DIR/NAME.pem)")
     revoke.add_argument(
         "--crl-days", type=int, default=30, help="days until the CRL's nextUpdate (default: 30)"
     )
     revoke.set_defaults(run=run_revoke)
 
 
-def _lifetime(parser: argparse.ArgumentParser) -> None:
+def _add_client_name(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("directory", help="a directory made by 'asgi-mtls pki init'")
+    parser.add_argument("name", help=what)
+
+
+#: What ``init`` and ``issue`` both ask about the clients they issue, named after the
+#: parameters of :func:`init_pki` and :func:`issue_client` that take it.
+_CLIENT_OPTIONS: Final = ("trust_domain", "cn_only", "days", "p12_password", "force")
+
+
+def _add_client_options(parser: argparse.ArgumentParser, *, replaces: str) -> None:
+    parser.add_argument(
+        "--trust-domain",
+        default=_DEFAULT_DOMAIN,
+        help=f"SPIFFE trust domain of the default IDs, spiffe://DOMAIN/NAME (default: "
+        f"{_DEFAULT_DOMAIN})",
+    )
+    parser.add_argument(
+        "--cn-only", action="store_true", help="no SPIFFE ID, no subjectAltName: CN=NAME only"
+    )
     parser.add_argument(
         "--days", type=int, default=365, help="client certificate lifetime (default: 365)"
     )
@@ -112,6 +113,11 @@ def _lifetime(parser: argparse.ArgumentParser) -> None:
         default="",
         help="password of the PKCS#12 bundles (default: none)",
     )
+    parser.add_argument("--force", action="store_true", help=f"replace {replaces}")
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in _CLIENT_OPTIONS}
 
 
 # -- the operations ---------------------------------------------------------------------------
@@ -320,14 +326,7 @@ def revoke_client(directory: Path, name: str, *, crl_days: int = 30) -> Path:
 def run_init(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     written = init_pki(
-        directory,
-        args.client,
-        trust_domain=args.trust_domain,
-        cn_only=args.cn_only,
-        server_names=args.server_name,
-        days=args.days,
-        p12_password=args.p12_password,
-        force=args.force,
+        directory, args.clients, server_names=args.server_names, **_client_options(args)
     )
     for path in written:
         print(path)
@@ -339,18 +338,15 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_issue(args: argparse.Namespace) -> int:
-    for path in issue_client(
+    written = issue_client(
         Path(args.directory),
         args.name,
         spiffe_id=args.spiffe_id,
-        trust_domain=args.trust_domain,
         dns=args.dns,
         email=args.email,
-        cn_only=args.cn_only,
-        days=args.days,
-        p12_password=args.p12_password,
-        force=args.force,
-    ):
+        **_client_options(args),
+    )
+    for path in written:
         print(path)
     return 0
 

@@ -16,19 +16,25 @@ from typing import Any
 
 from asgi_mtls.audit import AppAudit, audit_app
 
-__all__ = ["add_parser", "format_table", "load_app", "run"]
+__all__ = ["add_app_arguments", "add_parser", "format_table", "load_app", "run"]
 
 
 def add_parser(commands: Any) -> None:
     routes = commands.add_parser("routes", help="list every route and who may call it")
-    routes.add_argument("app", help="MODULE:APP, e.g. myservice.main:app")
-    routes.add_argument("--factory", action="store_true", help="APP is a function to call")
+    add_app_arguments(routes)
     routes.add_argument("--json", action="store_true", help="print JSON instead of a table")
     routes.add_argument(
         "--strict", action="store_true", help="exit 1 if a route declares no requirement"
     )
-    routes.add_argument("--app-dir", default=".", help="added to sys.path (default: .)")
     routes.set_defaults(run=run)
+
+
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    """``APP``, ``--factory`` and ``--app-dir``: what :func:`load_app` needs (``routes``,
+    ``serve``)."""
+    parser.add_argument("app", help="MODULE:APP, e.g. myservice.main:app")
+    parser.add_argument("--factory", action="store_true", help="APP is a function to call")
+    parser.add_argument("--app-dir", default=".", help="added to sys.path (default: .)")
 
 
 def load_app(reference: str, *, factory: bool = False, app_dir: str | None = ".") -> object:

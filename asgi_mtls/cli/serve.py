@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import ssl
-from typing import Any
+from typing import Any, Final
 
-from asgi_mtls.cli.routes import load_app
+from asgi_mtls.cli.routes import add_app_arguments, load_app
 from asgi_mtls.errors import ConfigurationError
 from asgi_mtls.validation import load_certificates
 from asgi_mtls.validation.trust_checks import check_trust_roots
@@ -36,7 +36,7 @@ def add_parser(commands: Any) -> None:
     serve = commands.add_parser(
         "serve", help="run an app with uvicorn, TLS and client certificates"
     )
-    serve.add_argument("app", help="MODULE:APP, e.g. myservice.main:app")
+    add_app_arguments(serve)
     serve.add_argument(
         "--ca", required=True, help="PEM file of the CA(s) that issue client certificates"
     )
@@ -47,19 +47,22 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="refuse clients without a certificate in the TLS handshake",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8443, help="port (default: 8443)")
-    serve.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
-    serve.add_argument("--factory", action="store_true", help="APP is a function to call")
-    serve.add_argument("--app-dir", default=".", help="added to sys.path (default: .)")
-    serve.add_argument("--root-path", default="", help="uvicorn's --root-path")
-    serve.add_argument(
+    uvicorn = serve.add_argument_group("uvicorn's own options, passed on under their names")
+    uvicorn.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    uvicorn.add_argument("--port", type=int, default=8443, help="port (default: 8443)")
+    uvicorn.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
+    uvicorn.add_argument("--root-path", default="", help="uvicorn's --root-path")
+    uvicorn.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug", "trace"],
         help="uvicorn's log level (default: info)",
     )
     serve.set_defaults(run=run)
+
+
+#: The options above that are uvicorn's own: ``uvicorn.Config`` takes them under these names.
+_UVICORN_OPTIONS: Final = ("host", "port", "workers", "root_path", "log_level")
 
 
 def check_tls_files(ca: str, cert: str, key: str) -> None:
@@ -95,17 +98,14 @@ def run(args: argparse.Namespace) -> int:
     check_tls_files(args.ca, args.cert, args.key)
     app: Any = load_app(args.app, factory=args.factory, app_dir=args.app_dir)
     config = mtls_uvicorn.config(
+        # One process serves the app loaded above; workers import it by name (and call it).
         app if args.workers == 1 else args.app,
-        host=args.host,
-        port=args.port,
+        factory=args.factory and args.workers > 1,
         certfile=args.cert,
         keyfile=args.key,
         client_ca=args.ca,
         require_client_cert=args.require,
-        workers=args.workers,
-        factory=args.factory and args.workers > 1,
-        root_path=args.root_path,
-        log_level=args.log_level,
+        **{name: getattr(args, name) for name in _UVICORN_OPTIONS},
     )
     server = uvicorn.Server(config)
     try:

@@ -83,18 +83,17 @@ class ClientIdentity:
     groups: tuple[str, ...] = ()
     roles: frozenset[str] = frozenset()
     extra: Mapping[str, Any] = field(default_factory=lambda: _NO_EXTRA, compare=False)
-    _computed: dict[str, object] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+    #: Values computed from the identity on first use (:meth:`memo`); read-only for others.
+    computed: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def memo(self, key: str, compute: Callable[..., _T], *args: object) -> _T:
         """``compute(*args)`` once per identity, kept under ``key``: for values derived from
         the identity alone (display strings, digests, an integration's per-identity objects).
         The identity is shared by every request of the same certificate."""
         try:
-            return self._computed[key]  # type: ignore[return-value]
+            return self.computed[key]  # type: ignore[return-value]
         except KeyError:
-            value = self._computed[key] = compute(*args)
+            value = self.computed[key] = compute(*args)
             return value
 
     @property

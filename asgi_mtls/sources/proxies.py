@@ -235,6 +235,20 @@ class TrustedProxies:
         entries += self.certificates
         return f"TrustedProxies({entries!r})"
 
+    def trusts_scope(self, scope: Mapping[str, object], trust_scope_client: bool) -> bool:
+        """:meth:`trusts` for ``scope``'s transport peer.  The common case, a recorded inet
+        peer already decided trusted, is one memo lookup (issue #10: the decision is
+        remembered per peer); anything else takes the full path."""
+        extensions = scope.get("extensions")
+        if type(extensions) is dict:
+            recorded = extensions.get(PEER_EXTENSION)
+            if type(recorded) is dict and recorded.get("family") == "inet":
+                host = recorded.get("host")
+                if type(host) is str and self._decisions.get(host) is True:
+                    return True
+        peer = transport_peer(scope, trust_scope_client=trust_scope_client)
+        return self.trusts(peer, scope)
+
     def trusts(self, peer: TransportPeer | None, scope: Mapping[str, object]) -> bool:
         """Whether the peer of ``scope`` may set certificate headers: by its address
         (:meth:`is_trusted`) or by the certificate of its connection

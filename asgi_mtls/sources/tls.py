@@ -22,7 +22,13 @@ from asgi_mtls.errors import CertificateRejected, RejectionReason
 from asgi_mtls.sources.encoding import check_size, server_pem_to_der
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 
-__all__ = ["TLSExtensionSource"]
+__all__ = ["CONNECTION_EXTENSION", "TLSExtensionSource"]
+
+#: A server may put a dict under this key of ``scope["extensions"]``, one per connection and
+#: the same for every request of it (``asgi_mtls.uvicorn`` does): the middleware remembers
+#: there what the connection's certificate proved, so a keep-alive request costs one lookup.
+#: The server gives a connection a new dict whenever its certificate could have changed.
+CONNECTION_EXTENSION = "asgi_mtls.connection"
 
 #: How many decoded chain entries a source remembers (a few per issuing CA in use).
 _MAX_REMEMBERED_HINTS = 64
@@ -58,10 +64,17 @@ class TLSExtensionSource:
         if type(extensions) is not dict and not isinstance(extensions, Mapping):
             return None
         tls = extensions.get("tls")
+        if tls is None:
+            return None  # a plain connection: the common case behind a proxy
         if type(tls) is not dict and not isinstance(tls, Mapping):
             return None
         chain = tls.get("client_cert_chain")
         error = tls.get("client_cert_error")
+        if error is None and type(chain) is list and chain and type(chain[0]) is str:
+            # The hot path (issue #10): what asgi_mtls.uvicorn gives, a list of PEM strings.
+            # Taken as they are; ``decode`` refuses anything else on a miss, and a hit can
+            # only be values that were decoded once already.
+            return (None, *chain)
         if not chain:
             der = tls.get("client_cert")
             if isinstance(der, bytes | bytearray) and der and error is None:
@@ -92,8 +105,12 @@ class TLSExtensionSource:
                 f"client_cert_chain has {len(chain)} certificates, limit {self.max_chain_length}",
             )
         ders = []
-        for position, item in enumerate(chain):
-            assert isinstance(item, str)
+        for position, entry in enumerate(chain):
+            item = entry if isinstance(entry, str) else _pem(entry)
+            if item is None:
+                raise CertificateRejected(
+                    RejectionReason.MALFORMED, "a client_cert_chain entry is not a certificate"
+                )
             check_size(item, self.max_certificate_chars, "client_cert_chain entry")
             if position == 0:
                 ders.append(server_pem_to_der(item))

@@ -36,6 +36,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import (
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol as UvicornWSProtocol
 
 import asgi_mtls.uvicorn as mtls_uvicorn
+import asgi_mtls.uvicorn.connection as uvicorn_connection
 from asgi_mtls.testing import IssuedCertificate
 
 from .servers import start_uvicorn
@@ -49,6 +50,10 @@ pytestmark = [
 
 HTTP_IMPLS = ["h11", "httptools"]
 WS_IMPLS = ["websockets", "websockets-sansio", "wsproto"]
+TLS_VERSIONS = [
+    pytest.param(ssl.TLSVersion.TLSv1_2, id="tls1.2"),
+    pytest.param(ssl.TLSVersion.TLSv1_3, id="tls1.3"),
+]
 
 # IANA numbers of the suites OpenSSL negotiates with the test's EC P-256 certificates, written
 # out independently of the module under test (RFC 8446 §B.4, RFC 5289, RFC 7905).
@@ -193,6 +198,22 @@ def server(files: Files) -> Iterator[ServerFactory]:
         yield get
 
 
+@pytest.fixture(params=HTTP_IMPLS)
+def http(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs once per uvicorn HTTP implementation (uvicorn's own tests
+    are parametrized over theirs the same way)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def payments_client(http: str, server: ServerFactory, files: Files) -> Iterator[httpx.Client]:
+    """An HTTPS client holding the payments certificate, on the TLS server for ``http``."""
+    with httpx.Client(
+        base_url=server(http=http), verify=client_context(files, files.client)
+    ) as client:
+        yield client
+
+
 def client_context(
     files: Files,
     cert: tuple[Path, Path] | None,
@@ -237,14 +258,9 @@ def fingerprint(cert: IssuedCertificate) -> str:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("http", HTTP_IMPLS)
-def test_client_certificate_reaches_the_app(
-    http: str, server: ServerFactory, files: Files, pki: Any
-) -> None:
-    base = server(http=http)
-    with httpx.Client(verify=client_context(files, files.client)) as client:
-        response = client.get(f"{base}/cert")
-        cipher_name = response.extensions["network_stream"].get_extra_info("ssl_object").cipher()[0]
+def test_client_certificate_reaches_the_app(payments_client: httpx.Client, pki: Any) -> None:
+    response = payments_client.get("/cert")
+    cipher_name = response.extensions["network_stream"].get_extra_info("ssl_object").cipher()[0]
     body = response.json()
     tls = body["tls"]
     assert tls["chain_sha256"][0] == fingerprint(pki.payments)
@@ -260,7 +276,6 @@ def test_client_certificate_reaches_the_app(
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("http", HTTP_IMPLS)
 def test_tls_1_2_version_and_cipher_suite(
     http: str, server: ServerFactory, files: Files, pki: Any
 ) -> None:
@@ -276,7 +291,6 @@ def test_tls_1_2_version_and_cipher_suite(
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("http", HTTP_IMPLS)
 def test_no_client_certificate_in_optional_mode(
     http: str, server: ServerFactory, files: Files
 ) -> None:
@@ -290,14 +304,12 @@ def test_no_client_certificate_in_optional_mode(
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("http", HTTP_IMPLS)
 def test_keep_alive_requests_each_get_their_own_extension(
-    http: str, server: ServerFactory, files: Files, pki: Any
+    payments_client: httpx.Client, pki: Any
 ) -> None:
-    with httpx.Client(verify=client_context(files, files.client)) as client:
-        first = client.get(f"{server(http=http)}/mutate").json()
-        second = client.get(f"{server(http=http)}/after-mutate").json()
-        third = client.get(f"{server(http=http)}/third").json()
+    first, second, third = (
+        payments_client.get(path).json() for path in ("/mutate", "/after-mutate", "/third")
+    )
     # One connection: the same client port throughout.
     assert first["peer"]["port"] == second["peer"]["port"] == third["peer"]["port"]
     for body in (first, second, third):
@@ -309,39 +321,32 @@ def test_keep_alive_requests_each_get_their_own_extension(
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("http", HTTP_IMPLS)
 def test_tls_dict_is_built_once_per_connection(
-    http: str, server: ServerFactory, files: Files, monkeypatch: pytest.MonkeyPatch
+    payments_client: httpx.Client, files: Files, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base = server(http=http)
     builds: list[bytes | None] = []
-    real_build = mtls_uvicorn._build_tls
+    real_build = uvicorn_connection._build_tls
 
     def counting_build(ssl_object: Any, der: bytes | None, key: tuple[Any, ...]) -> Any:
         builds.append(der)
         return real_build(ssl_object, der, key)
 
-    monkeypatch.setattr(mtls_uvicorn, "_build_tls", counting_build)
-    with httpx.Client(verify=client_context(files, files.client)) as client:
-        for _ in range(4):
-            assert client.get(f"{base}/memo").json()["tls"]["chain_length"] == 1
+    monkeypatch.setattr(uvicorn_connection, "_build_tls", counting_build)
+    for _ in range(4):
+        assert payments_client.get("/memo").json()["tls"]["chain_length"] == 1
     assert len(builds) == 1  # one connection, one PEM conversion
     with httpx.Client(verify=client_context(files, files.cn_client)) as client:
-        client.get(f"{base}/memo-other")
+        client.get(f"{payments_client.base_url}/memo-other")
     assert len(builds) == 2
     assert builds[0] != builds[1]
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("http", HTTP_IMPLS)
 def test_forwarded_for_rewrites_client_but_not_peer(
-    http: str, server: ServerFactory, files: Files, pki: Any
+    payments_client: httpx.Client, pki: Any
 ) -> None:
-    with httpx.Client(verify=client_context(files, files.client)) as client:
-        body = client.get(
-            f"{server(http=http)}/forwarded",
-            headers={"X-Forwarded-For": "10.9.8.7", "X-Forwarded-Proto": "http"},
-        ).json()
+    forwarded = {"X-Forwarded-For": "10.9.8.7", "X-Forwarded-Proto": "http"}
+    body = payments_client.get("/forwarded", headers=forwarded).json()
     assert body["client"][0] == "10.9.8.7"  # uvicorn trusted the header (allow-ips "*")
     assert body["scheme"] == "http"
     assert body["peer"] == {"family": "inet", "host": "127.0.0.1", "port": body["peer"]["port"]}
@@ -350,7 +355,6 @@ def test_forwarded_for_rewrites_client_but_not_peer(
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("http", HTTP_IMPLS)
 def test_plain_http_has_peer_but_no_tls(http: str, server: ServerFactory) -> None:
     base = server(http=http, tls=False)
     assert base.startswith("http://")
@@ -364,9 +368,7 @@ def test_plain_http_has_peer_but_no_tls(http: str, server: ServerFactory) -> Non
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("require", [False, True], ids=["optional", "required"])
-@pytest.mark.parametrize(
-    "version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls1.2", "tls1.3"]
-)
+@pytest.mark.parametrize("version", TLS_VERSIONS)
 def test_untrusted_client_certificate_fails_the_handshake(
     require: bool, version: ssl.TLSVersion, server: ServerFactory, files: Files
 ) -> None:
@@ -383,9 +385,7 @@ def test_untrusted_client_certificate_fails_the_handshake(
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(
-    "version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls1.2", "tls1.3"]
-)
+@pytest.mark.parametrize("version", TLS_VERSIONS)
 def test_required_mode_refuses_clients_without_certificate(
     version: ssl.TLSVersion, server: ServerFactory, files: Files, pki: Any
 ) -> None:
@@ -406,7 +406,6 @@ def test_required_mode_refuses_clients_without_certificate(
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("ws", WS_IMPLS)
-@pytest.mark.parametrize("http", HTTP_IMPLS)
 def test_websocket_gets_the_extension(
     http: str, ws: str, server: ServerFactory, files: Files, pki: Any
 ) -> None:
@@ -435,7 +434,6 @@ def test_websocket_without_client_certificate(ws: str, server: ServerFactory, fi
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("http", HTTP_IMPLS)
 def test_plain_websocket_has_peer_but_no_tls(http: str, server: ServerFactory) -> None:
     url = ws_url(server(http=http, tls=False), "/ws-plain")
     body = ws_receive_json(url)
@@ -711,7 +709,6 @@ def test_run_refuses_supervised_modes() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("http", HTTP_IMPLS)
 def test_access_log_keeps_the_forwarded_client(
     http: str, server: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
