@@ -195,3 +195,30 @@ async def test_the_hook_must_be_async():
         IdentityHook(blocking)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout"):
         IdentityHook(Directory(), timeout=0)
+
+
+async def test_a_failure_is_not_remembered_by_the_connection_memo(pki):
+    """A server that keeps a per-connection memo (CONNECTION_EXTENSION): a hook failure must
+    not stay in it; the next request of the same connection asks the hook again."""
+    from asgi_mtls.sources.tls import CONNECTION_EXTENSION
+
+    outcomes = [ConnectionError("database down"), None]
+
+    async def flaky(identity: ClientIdentity) -> ClientIdentity:
+        error = outcomes.pop(0)
+        if error is not None:
+            raise error
+        return identity
+
+    middleware, _ = build(pki, None, flaky)
+    memo: dict[Any, Any] = {}  # one keep-alive connection
+
+    async def connection(scope: Any, receive: Any, send: Any) -> None:
+        scope["extensions"] = {**scope.get("extensions", {}), CONNECTION_EXTENSION: memo}
+        await middleware(scope, receive, send)
+
+    app = simulate_connection(connection, pki.payments)
+    assert reason(await get(app, "/payments")) == "identity_hook_error"
+    assert middleware.resolver not in memo  # forgotten
+    assert (await get(app, "/payments")).json() == {"paid_by": PAYMENTS}
+    assert outcomes == [] and middleware.resolver in memo

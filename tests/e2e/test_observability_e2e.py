@@ -172,3 +172,27 @@ def test_the_identity_hook_runs_once_per_certificate(pki, pki_files: PKIFiles):
     assert [r.status_code for r in refused] == [403, 403]
     assert {r.json()["reason"] for r in refused} == {"identity_refused"}
     assert calls == [PAYMENTS, REPORTS]
+
+
+def test_a_hook_failure_is_not_remembered_on_the_connection(pki, pki_files: PKIFiles):
+    """A failure of the hook is not remembered for the connection: the next request on the
+    same keep-alive connection asks again (the per-connection memo a server may keep is
+    covered in process by test_identity_hook.py)."""
+    outcomes = iter([ConnectionError("database down"), None])
+    calls: list[str] = []
+
+    async def on_identity(identity: ClientIdentity) -> ClientIdentity:
+        calls.append(identity.principal)
+        error = next(outcomes)
+        if error is not None:
+            raise error
+        return identity
+
+    app = MTLSMiddleware(starlette_app(), **middleware_options(pki), on_identity=on_identity)
+    with serve_tls(pki, pki_files, app) as url, client(pki_files, pki.payments) as http:
+        first = http.get(url + "/payments")
+        second = http.get(url + "/payments")  # the same connection (keep-alive)
+        third = http.get(url + "/payments")
+    assert first.status_code == 503 and first.json()["reason"] == "identity_hook_error"
+    assert second.json() == third.json() == {"paid_by": PAYMENTS}
+    assert calls == [PAYMENTS, PAYMENTS]
