@@ -10,7 +10,7 @@ runs, not in the middleware's options (issue #11):
   "unknown transport peer", on public routes too.
 
 The first refusal that shows one of them logs a WARNING naming the fix; later ones stay
-quiet.  This runs on the refusal path only (from :func:`~asgi_mtls.errors.log_rejection`),
+quiet.  This runs on the refusal path only (from the log listener, :mod:`asgi_mtls.events.log`),
 never on an accepted request.  A TLS server that does not request client certificates is
 reported by the protocol classes themselves (:mod:`asgi_mtls.uvicorn`), which can see it.
 """

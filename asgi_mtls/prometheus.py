@@ -123,27 +123,33 @@ class PrometheusListener:
         self, registry: CollectorRegistry | None = None, *, namespace: str = "asgi_mtls"
     ) -> None:
         registry = REGISTRY if registry is None else registry
-        self.requests = Counter(
+
+        def counter(name: str, documentation: str, *labels: str) -> Counter:
+            return Counter(name, documentation, labels, namespace=namespace, registry=registry)
+
+        def histogram(name: str, documentation: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(
+                name, documentation, namespace=namespace, registry=registry, buckets=buckets
+            )
+
+        self.requests = counter(
             "requests",
             "Requests by authentication outcome, refusal reason and certificate source.",
-            ["outcome", "reason", "source"],
-            namespace=namespace,
-            registry=registry,
+            "outcome",
+            "reason",
+            "source",
         )
-        self.denials = Counter(
+        self.denials = counter(
             "authorization_denials",
             "Requests refused by authorization, by reason and where the requirement applied.",
-            ["reason", "where"],
-            namespace=namespace,
-            registry=registry,
+            "reason",
+            "where",
         )
-        self.validation = Histogram(
+        self.validation = histogram(
             "validation_duration_seconds",
             "Time to decode, validate and map a certificate met for the first time "
             "(cache misses only).",
-            namespace=namespace,
-            registry=registry,
-            buckets=VALIDATION_BUCKETS,
+            VALIDATION_BUCKETS,
         )
         self.cache_entries = Gauge(
             "cache_entries",
@@ -151,53 +157,41 @@ class PrometheusListener:
             namespace=namespace,
             registry=registry,
         )
-        self.expiry = Histogram(
+        self.expiry = histogram(
             "client_certificate_expiry_seconds",
             "Time left until notAfter of accepted client certificates, when validated.",
-            namespace=namespace,
-            registry=registry,
-            buckets=EXPIRY_BUCKETS,
+            EXPIRY_BUCKETS,
         )
-        self.expiring = Counter(
+        self.expiring = counter(
             "client_certificates_expiring",
             "Client certificates seen within the expiry warning window (once each).",
-            namespace=namespace,
-            registry=registry,
         )
-        self.would_deny = Counter(
+        self.would_deny = counter(
             "would_deny",
             "Requests a dry-run requirement, policy or deny_by_default would have refused.",
-            ["reason", "where"],
-            namespace=namespace,
-            registry=registry,
+            "reason",
+            "where",
         )
-        self.trust_reloads = Counter(
+        self.trust_reloads = counter(
             "trust_reloads",
             "Trust material reloads that changed it (success) or failed (failure).",
-            ["outcome"],
-            namespace=namespace,
-            registry=registry,
+            "outcome",
         )
-        self.revocation_updates = Counter(
+        self.revocation_updates = counter(
             "revocation_updates",
             "Revocation data updates (success) and failed fetches (failure).",
-            ["kind", "outcome"],
-            namespace=namespace,
-            registry=registry,
+            "kind",
+            "outcome",
         )
-        self.untrusted_headers = Counter(
+        self.untrusted_headers = counter(
             "untrusted_headers",
             "Certificate headers dropped from untrusted peers (on_untrusted_header='ignore').",
-            ["source"],
-            namespace=namespace,
-            registry=registry,
+            "source",
         )
-        self.hook_failures = Counter(
+        self.hook_failures = counter(
             "identity_hook_failures",
             "Identity hook calls that raised (error) or timed out (timeout).",
-            ["kind"],
-            namespace=namespace,
-            registry=registry,
+            "kind",
         )
         self._caches: list[Callable[[], int]] = []
         self.cache_entries.set_function(self._cache_size)
