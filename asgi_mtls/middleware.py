@@ -52,7 +52,12 @@ from asgi_mtls.identity import (
     StrategyName,
     resolve_principal_strategy,
 )
-from asgi_mtls.inject import EXPLAIN_SCOPE_KEY, anonymous_additions, inject
+from asgi_mtls.inject import (
+    EXPLAIN_SCOPE_KEY,
+    IDENTITY_SCOPE_KEY,
+    anonymous_additions,
+    inject,
+)
 from asgi_mtls.observe import DEFAULT_EXPIRY_WARNING, Observers
 from asgi_mtls.resolver import NEGATIVE_TTL, CertificateResolver
 from asgi_mtls.sources import (
@@ -312,9 +317,14 @@ class MTLSMiddleware:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, exc: CertificateRejected
     ) -> None:
-        if isinstance(exc, PendingIdentity) and self.hooks is not None:
+        if (
+            isinstance(exc, PendingIdentity)
+            and self.hooks is not None
+            and IDENTITY_SCOPE_KEY not in scope  # raised by identify, before the app ran
+        ):
             # A certificate's first request, with on_identity: await the hook once, then serve
-            # the request again from its cached answer (asgi_mtls.hooks).
+            # the request again from its cached answer (asgi_mtls.hooks).  Anywhere else a
+            # pending identity is what it derives from: a refusal (identity_hook_error).
             await self.hooks.resume(
                 exc,
                 lambda: self(scope, receive, send),
