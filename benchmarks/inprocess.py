@@ -33,6 +33,7 @@ from asgi_mtls import MTLSMiddleware
 from asgi_mtls.authorization.routes import chain
 from asgi_mtls.events import LogListener
 from asgi_mtls.prometheus import PrometheusListener
+from asgi_mtls.sources.tls import CONNECTION_EXTENSION
 from asgi_mtls.testing import asgi_tls_scope_extension, nginx_escaped_header
 from benchmarks import apps
 from benchmarks.driver import AsgiVariant, PartResult, call_once, http_scope, interleave
@@ -56,6 +57,7 @@ class Scopes:
         self._tls = asgi_tls_scope_extension(pki.client, include_chain=sys.version_info >= (3, 13))
         self._no_certificate = asgi_tls_scope_extension(None)
         self._header = nginx_escaped_header(pki.client).encode("latin-1")
+        self._memos: dict[int, dict[Any, Any]] = {}
 
     def tls(self, path: str = ACCOUNT) -> Scope:
         return self._tls_scope(path, self._tls)
@@ -78,10 +80,13 @@ class Scopes:
             client=("203.0.113.9", 0),
         )
 
-    @staticmethod
-    def _tls_scope(path: str, shared: dict[str, Any]) -> Scope:
+    def _tls_scope(self, path: str, shared: dict[str, Any]) -> Scope:
+        # ... and the same connection memo (asgi_mtls.uvicorn's per-connection dict): the
+        # repeat client is a keep-alive connection.
         tls = {**shared, "client_cert_chain": list(shared["client_cert_chain"])}
-        return http_scope(path, extensions={"tls": tls, "asgi_mtls.peer": dict(PEER)})
+        extensions = {"tls": tls, "asgi_mtls.peer": dict(PEER)}
+        extensions[CONNECTION_EXTENSION] = self._memos.setdefault(id(shared), {})
+        return http_scope(path, extensions=extensions)
 
 
 def _middleware_of(app: Any) -> MTLSMiddleware:

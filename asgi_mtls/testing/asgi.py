@@ -13,6 +13,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asgi_mtls.sources.proxies import PEER_EXTENSION
+from asgi_mtls.sources.tls import CONNECTION_EXTENSION
 from asgi_mtls.testing.pki import IssuedCertificate, pem_of
 
 
@@ -43,13 +44,17 @@ def simulate_connection(
     """Wrap ``app`` as ``asgi_mtls.uvicorn`` would serve it: every HTTP and WebSocket scope
     gets the ASGI ``tls`` extension for a client presenting ``cert`` (none when ``cert`` is
     ``None``) and the transport peer ``peer`` (none when ``peer`` is ``None``: an unknown
-    peer).  The scope is copied, never changed in place."""
+    peer).  The scope is copied, never changed in place.  Like a keep-alive TLS connection of
+    ``asgi_mtls.uvicorn``, all its scopes share one connection memo (``CONNECTION_EXTENSION``).
+    """
+    memo: dict[object, object] = {}
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             extensions = dict(scope.get("extensions") or {})
             if cert is not None:
                 extensions["tls"] = asgi_tls_scope_extension(cert)
+                extensions[CONNECTION_EXTENSION] = memo
             if peer is not None:
                 extensions[PEER_EXTENSION] = {"family": "inet", "host": peer, "port": 40000}
             scope = {**scope, "extensions": extensions}

@@ -18,6 +18,7 @@ from typing import Any, Literal, TypedDict
 from cryptography import x509
 
 from asgi_mtls.sources.proxies import PEER_EXTENSION
+from asgi_mtls.sources.tls import CONNECTION_EXTENSION
 
 __all__ = ["ConnectionInfo", "ExtensionApp", "PeerInfo", "TLSInfo"]
 
@@ -141,37 +142,67 @@ def _build_tls(ssl_object: Any, der: bytes | None, key: tuple[Any, ...]) -> TLSI
     }
 
 
+#: OpenSSL's ``SSL_OP_ALLOW_CLIENT_RENEGOTIATION`` (3.0+; Python does not name it).  Without
+#: it an OpenSSL 3 server refuses client-initiated renegotiation, and uvicorn never starts one.
+_ALLOW_CLIENT_RENEGOTIATION = 1 << 8
+
+
+def _certificate_is_fixed(ssl_object: Any) -> bool:
+    """Whether the connection's peer certificate can no longer change: TLS 1.3 (no
+    renegotiation), or OpenSSL 3 refusing the client's renegotiation.  Then the ``tls``
+    extension is a per-connection fact, read once (issue #10); else it is re-read per request
+    so that a renegotiated certificate is never missed."""
+    if ssl_object.version() == "TLSv1.3":
+        return True
+    context = getattr(ssl_object, "context", None)
+    return (
+        ssl.OPENSSL_VERSION_INFO >= (3, 0)
+        and isinstance(context, ssl.SSLContext)
+        and not context.options & _ALLOW_CLIENT_RENEGOTIATION
+    )
+
+
 class ConnectionInfo:
     """What one connection adds to its scopes; the per-connection memo lives here."""
 
-    __slots__ = ("_tls", "_tls_key", "peer", "transport")
+    __slots__ = ("_fixed", "_tls", "_tls_key", "memo", "peer", "transport")
 
     def __init__(self) -> None:
         self.transport: asyncio.BaseTransport | None = None
         self.peer: PeerInfo | None = None
         self._tls_key: tuple[Any, ...] | None = None
         self._tls: TLSInfo | None = None
+        self._fixed = False
+        #: The connection's memo (``asgi_mtls.sources.tls.CONNECTION_EXTENSION``): where the
+        #: middleware remembers what this connection's certificate proved.  A new one
+        #: whenever the certificate could have changed.
+        self.memo: dict[Any, Any] = {}
 
     def bind(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.peer = _peer_of(transport)
         self._tls_key = self._tls = None
+        self._fixed = False
+        self.memo = {}
 
     def tls(self) -> TLSInfo | None:
         """A fresh ``tls`` dict for one request, or ``None`` on a plain connection."""
-        if self.transport is None:
-            return None
-        ssl_object = self.transport.get_extra_info("ssl_object")
-        if ssl_object is None:
-            return None
-        # Read per request (cheap) so a renegotiated certificate is never missed, but only
-        # re-encode when something changed: keep-alive requests reuse the converted dict.
-        der: bytes | None = ssl_object.getpeercert(binary_form=True)
-        cipher = ssl_object.cipher()
-        key = (der, ssl_object.version(), cipher[0] if cipher else None)
-        if self._tls is None or key != self._tls_key:
-            self._tls = _build_tls(ssl_object, der, key)
-            self._tls_key = key
+        if not self._fixed:
+            if self.transport is None:
+                return None
+            ssl_object = self.transport.get_extra_info("ssl_object")
+            if ssl_object is None:
+                return None
+            # Re-encode only when something changed: keep-alive requests reuse the dict.
+            der: bytes | None = ssl_object.getpeercert(binary_form=True)
+            cipher = ssl_object.cipher()
+            key = (der, ssl_object.version(), cipher[0] if cipher else None)
+            if self._tls is None or key != self._tls_key:
+                self._tls = _build_tls(ssl_object, der, key)
+                self._tls_key = key
+                self.memo = {}
+            self._fixed = _certificate_is_fixed(ssl_object)
+        assert self._tls is not None
         # Each scope gets its own dict and list, so an app that mutates its view cannot
         # change what a later request on the same connection sees.
         tls = self._tls.copy()
@@ -187,6 +218,7 @@ class ConnectionInfo:
         tls = self.tls()
         if tls is not None:
             extensions[_TLS_KEY] = tls
+            extensions[CONNECTION_EXTENSION] = self.memo
         # Replace the key in this request's own scope (never mutate the extensions dict it
         # held): uvicorn's ProxyHeadersMiddleware then rewrites the same scope that uvicorn
         # logs, so access logs keep showing the forwarded client as with stock uvicorn.

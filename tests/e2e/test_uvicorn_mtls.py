@@ -181,3 +181,26 @@ def test_required_client_certificate_mode(pki, pki_files):
             assert http.get(url + "/whoami").json()["principal"] == PAYMENTS
         with client(pki_files) as http, pytest.raises(httpx.HTTPError):
             http.get(url + "/public")
+
+
+def test_a_keep_alive_connection_resolves_its_certificate_once(pki, pki_files):
+    """asgi_mtls.uvicorn gives each connection a memo (issue #10): later requests on the
+    connection skip the source and the cache; a new connection starts afresh."""
+    middleware = MTLSMiddleware(starlette_app(), **middleware_options(pki))
+    tls_source = middleware.resolver.sources[0]
+    finds: list[object] = []
+    real_find = tls_source.find
+
+    def counting_find(scope):
+        finds.append(scope["path"])
+        return real_find(scope)
+
+    tls_source.find = counting_find
+    with serve_tls(pki, pki_files, middleware) as url:
+        with client(pki_files, pki.payments) as http:
+            bodies = [http.get(url + "/whoami").json() for _ in range(4)]
+        with client(pki_files, pki.payments) as http:
+            again = http.get(url + "/whoami").json()
+    assert {body["principal"] for body in [*bodies, again]} == {PAYMENTS}
+    assert finds == ["/whoami", "/whoami"]  # once per connection
+    assert middleware.resolver.misses == 1  # and validated once in all
