@@ -12,12 +12,9 @@ import enum
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from starlette.exceptions import HTTPException
-
-if TYPE_CHECKING:
-    from asgi_mtls.identity import ClientIdentity
 
 __all__ = [
     "WS_POLICY_VIOLATION",
@@ -278,11 +275,13 @@ class Denied(CertificateRejected):
         *,
         where: str,
         requirement: str,
-        identity: ClientIdentity | None = None,
+        identity: object | None = None,
     ) -> None:
         super().__init__(reason, log_detail)
         self.where = where
         self.requirement = requirement
+        #: The ``ClientIdentity`` refused (typed ``object`` here: this module is below the
+        #: identity stage, which raises its exceptions).
         self.identity = identity
 
 

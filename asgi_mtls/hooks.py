@@ -35,7 +35,7 @@ import asyncio
 import contextvars
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from asgi_mtls.errors import CertificateRejected, Rejection, RejectionReason
@@ -123,28 +123,20 @@ def _same_certificate(answer: object, identity: ClientIdentity) -> bool:
     )
 
 
+@dataclass(eq=False)
 class HookRunner:
     """Runs one middleware's identity hook (see the module docstring)."""
 
-    def __init__(
-        self,
-        hook: IdentityHook,
-        *,
-        cache: OutcomeCache[Any],
-        validator: CertificateValidator,
-        bus: EventBus | None,
-        negative_ttl: float,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.hook = hook
-        self._cache = cache
-        self._validator = validator
-        self._bus = bus
-        self._negative_ttl = negative_ttl
-        self._clock = clock
-        self._running: dict[Hashable, asyncio.Future[Settled]] = {}
-        #: Times the hook was called (diagnostics and tests).
-        self.calls = 0
+    hook: IdentityHook
+    _: KW_ONLY
+    cache: OutcomeCache[Any]
+    validator: CertificateValidator
+    bus: EventBus | None
+    negative_ttl: float
+    clock: Callable[[], float] = time.time
+    running: dict[Hashable, asyncio.Future[Settled]] = field(default_factory=dict, init=False)
+    #: Times the hook was called (diagnostics and tests).
+    calls: int = field(default=0, init=False)
 
     @staticmethod
     def settled(key: Hashable) -> Settled | None:
@@ -174,17 +166,17 @@ class HookRunner:
                 forget()
 
     async def _settle(self, pending: PendingIdentity) -> Settled:
-        running = self._running.get(pending.key)
+        running = self.running.get(pending.key)
         if running is None or running.get_loop() is not asyncio.get_running_loop():
             running = asyncio.ensure_future(self._run(pending))
-            self._running[pending.key] = running
+            self.running[pending.key] = running
             running.add_done_callback(lambda done: self._forget(pending.key, done))
         # Shielded: a client that goes away does not cancel the answer others wait for.
         return await asyncio.shield(running)
 
     def _forget(self, key: Hashable, done: asyncio.Future[Settled]) -> None:
-        if self._running.get(key) is done:
-            del self._running[key]
+        if self.running.get(key) is done:
+            del self.running[key]
 
     async def _run(self, pending: PendingIdentity) -> Settled:
         identity = pending.identity
@@ -205,14 +197,14 @@ class HookRunner:
                 RejectionReason.IDENTITY_HOOK_ERROR,
                 f"on_identity raised {type(exc).__name__}: {exc}",
             )
-        now = self._clock()
+        now = self.clock()
         if answer is None:
             outcome: Any = Rejection(
                 RejectionReason.IDENTITY_REFUSED,
                 f"on_identity refused {identity.principal_kind.value} {identity.principal!r}",
                 identity.source,
             )
-            expires_at = min(pending.expires_at, now + self._negative_ttl)
+            expires_at = min(pending.expires_at, now + self.negative_ttl)
         elif _same_certificate(answer, identity):
             outcome = answer
             expires_at = pending.expires_at
@@ -227,8 +219,8 @@ class HookRunner:
                 f"({type(answer).__name__})",
             )
         size = pending.size
-        if self._validator.generation == pending.generation:
-            self._cache.put(
+        if self.validator.generation == pending.generation:
+            self.cache.put(
                 pending.key,
                 outcome,
                 expires_at,
@@ -239,7 +231,7 @@ class HookRunner:
         # trust change, not to be cached: an expiry in the past keeps it out).
         return (
             outcome,
-            expires_at if self._validator.generation == pending.generation else 0.0,
+            expires_at if self.validator.generation == pending.generation else 0.0,
             size,
         )
 
@@ -250,7 +242,7 @@ class HookRunner:
         reason: RejectionReason,
         detail: str,
     ) -> Settled:
-        if self._bus is not None:
-            self._bus.emit(IdentityHookFailed(pending.identity, error, error is None))
+        if self.bus is not None:
+            self.bus.emit(IdentityHookFailed(pending.identity, error, error is None))
         # Not cached (an expiry in the past): the next request asks the hook again.
         return Rejection(reason, detail, pending.identity.source), 0.0, 0

@@ -354,15 +354,14 @@ class MTLSMiddleware:
                 return
 
     async def _route_rejection(self, connection: HTTPConnection, exc: Exception) -> Any:
-        if isinstance(exc, CertificateRejected):
-            self._explain(connection.scope, exc)
         if self.on_error is not None and connection.scope["type"] == "http":
             assert isinstance(exc, CertificateRejected)  # registered for it only
+            self._explain(connection.scope, exc)
             if self.events is not None:
                 peer = transport_peer(connection.scope, **self._peer)
                 self.events.refused(connection.scope, exc, peer)
             return await _respond(self.on_error, connection, exc)
-        return await rejection_handler(connection, exc)
+        return await rejection_handler(connection, exc)  # explains through the scope
 
     async def _start(self) -> None:
         self._started = True

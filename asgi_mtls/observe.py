@@ -37,6 +37,7 @@ from asgi_mtls.events.types import (
 )
 from asgi_mtls.hooks import HookRunner, IdentityHook, IdentityHookFunction, PendingIdentity
 from asgi_mtls.identity import ClientIdentity
+from asgi_mtls.resolver import Verified
 
 if TYPE_CHECKING:
     from asgi_mtls.cache import OutcomeCache
@@ -56,7 +57,6 @@ LIFETIME_SHARE: Final = 1 / 3
 #: Certificates remembered as warned of (then the memory starts over).
 MAX_WARNED: Final = 10_000
 
-Verified = tuple[Any, float, int]
 S = TypeVar("S", bound=Mapping[str, Any])
 
 

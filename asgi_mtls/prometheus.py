@@ -52,19 +52,7 @@ from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from asgi_mtls.events.types import (
-    Anonymous,
-    Authenticated,
-    CertificateExpiring,
-    CertificateValidated,
-    Configured,
-    Event,
-    Forbidden,
-    IdentityHookFailed,
-    Rejected,
-    UntrustedHeader,
-    WouldDeny,
-)
+from asgi_mtls.events import types as kinds
 from asgi_mtls.validation.notices import (
     RevocationFetchFailed,
     RevocationUpdated,
@@ -211,38 +199,38 @@ class PrometheusListener:
             increment = self._counts[key] = self.requests.labels(outcome, reason, source).inc
         increment()
 
-    def __call__(self, event: Event | ValidationNotice) -> None:
+    def __call__(self, event: kinds.Event | ValidationNotice) -> None:
         kind = type(event)
-        if kind is Authenticated:
-            assert isinstance(event, Authenticated)
+        if kind is kinds.Authenticated:
+            assert isinstance(event, kinds.Authenticated)
             self._count("authenticated", "", event.identity.source)
-        elif kind is Anonymous:
+        elif kind is kinds.Anonymous:
             self._count("anonymous", "", "")
-        elif kind is Rejected:
-            assert isinstance(event, Rejected)
+        elif kind is kinds.Rejected:
+            assert isinstance(event, kinds.Rejected)
             self._count("rejected", event.reason.value, event.source or "")
-        elif kind is Forbidden:
-            assert isinstance(event, Forbidden)
+        elif kind is kinds.Forbidden:
+            assert isinstance(event, kinds.Forbidden)
             self.denials.labels(event.reason.value, event.where).inc()
-        elif kind is CertificateValidated:
-            assert isinstance(event, CertificateValidated)
+        elif kind is kinds.CertificateValidated:
+            assert isinstance(event, kinds.CertificateValidated)
             self.validation.observe(event.seconds)
             if event.identity is not None:
                 remaining = event.identity.not_after.timestamp() - time.time()
                 self.expiry.observe(max(remaining, 0.0))
-        elif kind is CertificateExpiring:
+        elif kind is kinds.CertificateExpiring:
             self.expiring.inc()
-        elif kind is WouldDeny:
-            assert isinstance(event, WouldDeny)
+        elif kind is kinds.WouldDeny:
+            assert isinstance(event, kinds.WouldDeny)
             self.would_deny.labels(event.reason.value, event.where).inc()
-        elif kind is UntrustedHeader:
-            assert isinstance(event, UntrustedHeader)
+        elif kind is kinds.UntrustedHeader:
+            assert isinstance(event, kinds.UntrustedHeader)
             self.untrusted_headers.labels(event.source).inc()
-        elif kind is IdentityHookFailed:
-            assert isinstance(event, IdentityHookFailed)
+        elif kind is kinds.IdentityHookFailed:
+            assert isinstance(event, kinds.IdentityHookFailed)
             self.hook_failures.labels("timeout" if event.timed_out else "error").inc()
-        elif kind is Configured:
-            assert isinstance(event, Configured)
+        elif kind is kinds.Configured:
+            assert isinstance(event, kinds.Configured)
             self._watch_cache(event.cache_entries)
         elif kind is TrustReloaded:
             self.trust_reloads.labels("success").inc()

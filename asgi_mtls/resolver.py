@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from asgi_mtls.authorization.roles import RoleMap
 from asgi_mtls.cache import OutcomeCache
@@ -27,9 +27,6 @@ from asgi_mtls.sources.proxies import ProxyHops
 from asgi_mtls.sources.tls import CONNECTION_EXTENSION
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
 from asgi_mtls.validation import CertificateValidator
-
-if TYPE_CHECKING:
-    from asgi_mtls.observe import MissPath
 
 __all__ = ["NEGATIVE_TTL", "POSITIVE_TTL", "CertificateResolver"]
 
@@ -43,6 +40,28 @@ POSITIVE_TTL: Final = 3600.0
 #: What a cached identity is charged beyond its key: the parsed certificates (about three
 #: times their DER) and the identity's own fields.
 IDENTITY_OVERHEAD: Final = 2048
+
+
+#: What the miss path computes: the outcome, until when it may be reused, the bytes it holds.
+Verified = tuple["Outcome", float, int]
+
+
+#: ``verify(key, source, raw, the resolver's own verify)``: what a miss path wraps.
+WrapVerify = Callable[
+    [Hashable, CertificateSource, RawValues, Callable[[CertificateSource, RawValues], Verified]],
+    Verified,
+]
+
+
+class MissPath(Protocol):
+    """Around the miss path (``asgi_mtls.observe``: events and the identity hook): the
+    resolver calls its ``verify`` instead of verifying itself, and tells it of an ignored
+    header."""
+
+    @property
+    def verify(self) -> WrapVerify: ...
+
+    def ignored_header(self, scope: Mapping[str, Any], source: str, peer: object) -> None: ...
 
 
 class _NoCertificate:

@@ -31,12 +31,7 @@ from typing import Final
 
 from starlette.types import Receive, Scope, Send
 
-from asgi_mtls.errors import (
-    CertificateRejected,
-    ConfigurationError,
-    RejectionReason,
-    send_rejection,
-)
+from asgi_mtls import errors
 from asgi_mtls.events.dispatch import default_bus
 from asgi_mtls.sources import transport_peer
 
@@ -63,24 +58,24 @@ def built_by_starlette() -> bool:
     return False
 
 
-def as_configuration_error(exc: BaseException, what: str) -> ConfigurationError:
-    """``exc`` as a :class:`ConfigurationError` with a one-line message (``what`` says
+def as_configuration_error(exc: BaseException, what: str) -> errors.ConfigurationError:
+    """``exc`` as a :class:`errors.ConfigurationError` with a one-line message (``what`` says
     which object failed to build, for errors that do not name their option)."""
-    if isinstance(exc, ConfigurationError):
+    if isinstance(exc, errors.ConfigurationError):
         return exc
     text = " ".join(str(exc).split()) or type(exc).__name__
-    error = ConfigurationError(f"{what}: {text}")
+    error = errors.ConfigurationError(f"{what}: {text}")
     error.__cause__ = exc
     return error
 
 
 class MisconfiguredApp:
-    """What a middleware built by Starlette with a :class:`ConfigurationError` serves: a
+    """What a middleware built by Starlette with a :class:`errors.ConfigurationError` serves: a
     failed lifespan startup, else 503 ``misconfigured`` (see the module docstring)."""
 
-    configuration_error: ConfigurationError
+    configuration_error: errors.ConfigurationError
 
-    def __init__(self, error: ConfigurationError) -> None:
+    def __init__(self, error: errors.ConfigurationError) -> None:
         self.configuration_error = error
         self._reported = False
 
@@ -90,7 +85,7 @@ class MisconfiguredApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.failed", "message": f"asgi-mtls: {error}"})
-            raise ConfigurationError(str(error)) from error
+            raise errors.ConfigurationError(str(error)) from error
         if scope["type"] not in ("http", "websocket"):
             return
         if not self._reported:
@@ -100,7 +95,7 @@ class MisconfiguredApp:
                 "refusing every request with 503 misconfigured: %s",
                 error,
             )
-        refusal = CertificateRejected(RejectionReason.MISCONFIGURED, str(error))
+        refusal = errors.CertificateRejected(errors.RejectionReason.MISCONFIGURED, str(error))
         # The middleware's listeners were never built: the log listener reports the refusal.
         default_bus().refused(scope, refusal, transport_peer(scope, trust_scope_client=False))
-        await send_rejection(scope, send, refusal)
+        await errors.send_rejection(scope, send, refusal)

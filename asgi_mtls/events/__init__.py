@@ -39,13 +39,15 @@ from asgi_mtls.events.types import (
     Forbidden,
     IdentityHookFailed,
     Rejected,
+    UntrustedHeader,
+    WouldDeny,
+)
+from asgi_mtls.validation.notices import (
     RevocationFetchFailed,
     RevocationUpdated,
     TrustReloaded,
     TrustReloadFailed,
-    UntrustedHeader,
     ValidationNotice,
-    WouldDeny,
 )
 
 __all__ = [

@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol
 
 from asgi_mtls.errors import CertificateRejected, Denied
 from asgi_mtls.events.types import Event, Forbidden, Rejected
+from asgi_mtls.identity import ClientIdentity
 from asgi_mtls.validation.notices import Notices, ValidationNotice
 
 __all__ = ["EventBus", "Listener", "bus_for", "default_bus", "register"]
@@ -81,7 +82,7 @@ class EventBus:
                     exc.reason,
                     exc.log_detail,
                     text,
-                    exc.identity,
+                    exc.identity if isinstance(exc.identity, ClientIdentity) else None,
                     exc.where,
                     exc.requirement,
                 )

@@ -30,17 +30,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from asgi_mtls.diagnostics import hint_for_refusal
-from asgi_mtls.events.types import (
-    CertificateExpiring,
-    CertificateValidated,
-    ConfigurationWarning,
-    Event,
-    Forbidden,
-    IdentityHookFailed,
-    Rejected,
-    UntrustedHeader,
-    WouldDeny,
-)
+from asgi_mtls.events import types as kinds
 from asgi_mtls.validation.notices import ValidationNotice
 
 __all__ = ["LOGGERS", "LogListener"]
@@ -78,10 +68,10 @@ class LogListener:
     def __repr__(self) -> str:
         return "LogListener()"
 
-    def __call__(self, event: Event | ValidationNotice) -> None:
-        if isinstance(event, Rejected | Forbidden):
+    def __call__(self, event: kinds.Event | ValidationNotice) -> None:
+        if isinstance(event, kinds.Rejected | kinds.Forbidden):
             self._refusal(event)
-        elif isinstance(event, WouldDeny):
+        elif isinstance(event, kinds.WouldDeny):
             self.auth.warning(
                 "dry run: would refuse: reason=%s status=%d path=%r where=%s detail=%r",
                 event.reason.value,
@@ -100,7 +90,7 @@ class LogListener:
                     "detail": event.detail,
                 },
             )
-        elif isinstance(event, UntrustedHeader):
+        elif isinstance(event, kinds.UntrustedHeader):
             self.auth.info(
                 "untrusted certificate header ignored: source=%s path=%r peer=%s",
                 event.source,
@@ -113,7 +103,7 @@ class LogListener:
                     "peer": event.peer,
                 },
             )
-        elif isinstance(event, CertificateValidated):
+        elif isinstance(event, kinds.CertificateValidated):
             if event.identity is not None and self.auth.isEnabledFor(logging.DEBUG):
                 identity = event.identity
                 self.auth.debug(
@@ -131,7 +121,7 @@ class LogListener:
                         "seconds": event.seconds,
                     },
                 )
-        elif isinstance(event, CertificateExpiring):
+        elif isinstance(event, kinds.CertificateExpiring):
             identity = event.identity
             self.expiry.warning(
                 "client certificate expires in %s: principal=%r notAfter=%s fingerprint=%s",
@@ -147,7 +137,7 @@ class LogListener:
                     "fingerprint": identity.fingerprint_sha256,
                 },
             )
-        elif isinstance(event, IdentityHookFailed):
+        elif isinstance(event, kinds.IdentityHookFailed):
             self.hooks.error(
                 "identity hook %s for principal %r; refusing the request",
                 "timed out" if event.timed_out else "failed",
@@ -159,17 +149,17 @@ class LogListener:
                     "timed_out": event.timed_out,
                 },
             )
-        elif isinstance(event, ConfigurationWarning):
+        elif isinstance(event, kinds.ConfigurationWarning):
             self.config.warning(
                 "%s", event.message, extra={"event": "configuration", "option": event.option}
             )
 
-    def _refusal(self, event: Rejected | Forbidden) -> None:
+    def _refusal(self, event: kinds.Rejected | kinds.Forbidden) -> None:
         scope = event.scope
         path = scope.get("path")
         client = _client(scope)
         fields: dict[str, object] = {
-            "event": "rejected" if isinstance(event, Rejected) else "forbidden",
+            "event": "rejected" if isinstance(event, kinds.Rejected) else "forbidden",
             "reason": event.reason.value,
             "status": event.reason.status_code,
             "path": path,
@@ -177,7 +167,7 @@ class LogListener:
             "peer": event.peer,
             "detail": event.detail,
         }
-        if isinstance(event, Rejected):
+        if isinstance(event, kinds.Rejected):
             fields["source"] = event.source
         else:
             fields["where"] = event.where

@@ -16,33 +16,6 @@ from typing import Any
 
 from asgi_mtls.errors import RejectionReason
 from asgi_mtls.identity import ClientIdentity
-from asgi_mtls.validation.notices import (
-    RevocationFetchFailed,
-    RevocationUpdated,
-    TrustReloaded,
-    TrustReloadFailed,
-    ValidationNotice,
-)
-
-__all__ = [
-    "Anonymous",
-    "Authenticated",
-    "CertificateExpiring",
-    "CertificateValidated",
-    "ConfigurationWarning",
-    "Configured",
-    "Event",
-    "Forbidden",
-    "IdentityHookFailed",
-    "Rejected",
-    "RevocationFetchFailed",
-    "RevocationUpdated",
-    "TrustReloadFailed",
-    "TrustReloaded",
-    "UntrustedHeader",
-    "ValidationNotice",
-    "WouldDeny",
-]
 
 Scope = Mapping[str, Any]
 

@@ -36,6 +36,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from asgi_mtls.validation.revocation import ocsp
 from asgi_mtls.validation.revocation.common import utcnow
 from asgi_mtls.validation.revocation.crl import (
     CrlRecord,
@@ -53,12 +54,6 @@ from asgi_mtls.validation.revocation.decision import (
     ocsp_verdict,
 )
 from asgi_mtls.validation.revocation.fetch import FetchError, download
-from asgi_mtls.validation.revocation.ocsp import (
-    OcspAnswer,
-    build_ocsp_request,
-    ocsp_responder_urls,
-    verify_ocsp_response,
-)
 from asgi_mtls.validation.revocation.scheduler import FetchScheduler, Job
 from asgi_mtls.validation.revocation.state import OcspKey, OcspTarget, RevocationState
 from asgi_mtls.validation.trust import certificate_sha256
@@ -236,7 +231,7 @@ class RevocationChecker:
         self, leaf: x509.Certificate, issuer: x509.Certificate, at: dt.datetime
     ) -> Verdict:
         key = (certificate_sha256(issuer), leaf.serial_number)
-        urls = (self.ocsp_url,) if self.ocsp_url else ocsp_responder_urls(leaf)
+        urls = (self.ocsp_url,) if self.ocsp_url else ocsp.ocsp_responder_urls(leaf)
         answer = self._state.ocsp.get(key)
         if urls:
             self._want_ocsp(key, OcspTarget(leaf, issuer, urls), answer)
@@ -275,7 +270,7 @@ class RevocationChecker:
         if self._crl_due(url):
             self._scheduler.schedule(("crl", url), self._crl_job(url))
 
-    def _want_ocsp(self, key: OcspKey, target: OcspTarget, answer: OcspAnswer | None) -> None:
+    def _want_ocsp(self, key: OcspKey, target: OcspTarget, answer: ocsp.OcspAnswer | None) -> None:
         self._state.remember_ocsp_target(key, target)
         if answer is None or self._due(
             answer.this_update, answer.fresh_until(self.refresh_interval), answer.loaded_at
@@ -310,7 +305,7 @@ class RevocationChecker:
 
     async def _fetch_ocsp(self, key: OcspKey, target: OcspTarget) -> None:
         nonce = os.urandom(16) if self.ocsp_nonce else None
-        request = build_ocsp_request(target.leaf, target.issuer, nonce)
+        request = ocsp.build_ocsp_request(target.leaf, target.issuer, nonce)
         body = request.public_bytes(serialization.Encoding.DER)
         errors = []
         for url in target.urls:
@@ -318,7 +313,7 @@ class RevocationChecker:
                 data = await download(
                     url, body=body, max_bytes=self.max_ocsp_bytes, timeout=self.timeout
                 )
-                answer = verify_ocsp_response(data, target.leaf, target.issuer, nonce=nonce)
+                answer = ocsp.verify_ocsp_response(data, target.leaf, target.issuer, nonce=nonce)
             except (FetchError, ValueError) as exc:
                 errors.append(f"{url}: {exc}")
                 continue
@@ -369,7 +364,7 @@ class RevocationChecker:
                     jobs.append(self._scheduler.run_now(("crl", url), self._crl_job(url)))
         if self.ocsp_policy is not RevocationPolicy.OFF:
             leaf, issuer = path[0], path[1]
-            urls = (self.ocsp_url,) if self.ocsp_url else ocsp_responder_urls(leaf)
+            urls = (self.ocsp_url,) if self.ocsp_url else ocsp.ocsp_responder_urls(leaf)
             if urls:
                 key = (certificate_sha256(issuer), leaf.serial_number)
                 target = OcspTarget(leaf, issuer, urls)

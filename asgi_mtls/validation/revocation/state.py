@@ -19,12 +19,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509 import ocsp
 
-from asgi_mtls.validation.notices import (
-    Notices,
-    RevocationFetchFailed,
-    RevocationUpdated,
-    ValidationNotice,
-)
+from asgi_mtls.validation import notices
 from asgi_mtls.validation.revocation.common import utcnow
 from asgi_mtls.validation.revocation.crl import CrlRecord, crl_signed_by, parse_crl_data
 from asgi_mtls.validation.revocation.ocsp import OcspAnswer
@@ -67,7 +62,7 @@ class RevocationState:
         self.lock = threading.RLock()
         self.generation = 0
         #: Told of every change that can change an answer, and of CRL files that failed.
-        self.notices: Notices[ValidationNotice] = Notices()
+        self.notices: notices.Notices[notices.ValidationNotice] = notices.Notices()
         #: URL -> the CRL fetched from it; URL -> the CA whose CRL it serves (for its signature).
         self.url_crls: dict[str, CrlRecord] = {}
         self.url_issuers: dict[str, x509.Certificate] = {}
@@ -182,7 +177,7 @@ class RevocationState:
             len(record.serials),
             record.next_update.isoformat() if record.next_update else "none",
         )
-        self.notices(RevocationUpdated("crl", url))
+        self.notices(notices.RevocationUpdated("crl", url))
 
     def install_ocsp(self, key: OcspKey, answer: OcspAnswer) -> None:
         with self.lock:
@@ -198,7 +193,7 @@ class RevocationState:
             if changed:
                 self.generation += 1
         if changed:
-            self.notices(RevocationUpdated("ocsp", f"serial {key[1]:x}"))
+            self.notices(notices.RevocationUpdated("ocsp", f"serial {key[1]:x}"))
 
     def _reindex(self) -> None:
         index: dict[bytes, list[CrlRecord]] = {}
@@ -230,7 +225,7 @@ class RevocationState:
             with self.lock:
                 self._file_stamps = stamps  # retry when the files change again
             logger.error("CRL files not reloaded, keeping the previous set: %s", exc)
-            self.notices(RevocationFetchFailed("CRL files", str(exc), 0.0))
+            self.notices(notices.RevocationFetchFailed("CRL files", str(exc), 0.0))
             return False
         with self.lock:
             self._file_stamps = stamps
@@ -242,5 +237,7 @@ class RevocationState:
                 self.generation += 1
         if changed:
             logger.info("CRL files reloaded: %d CRLs", len(records))
-            self.notices(RevocationUpdated("crl_files", ", ".join(map(str, self.crl_files))))
+            self.notices(
+                notices.RevocationUpdated("crl_files", ", ".join(map(str, self.crl_files)))
+            )
         return changed
