@@ -29,7 +29,6 @@ import http.client
 import os
 import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +39,7 @@ from pathlib import Path
 
 from benchmarks.driver import PartResult
 from benchmarks.pki import BenchPKI, PKIFiles
-from tests.e2e.proxies import free_port, run_foreground, wait_for_port
+from tests.e2e.proxies import free_port, run_foreground
 
 __all__ = ["find_nginx", "run_e2e"]
 
@@ -114,32 +113,10 @@ class Target:
 @contextmanager
 def _uvicorn(variant: str, mode: str, pki: PKIFiles, logs: Path) -> Iterator[tuple[int, int]]:
     port = free_port()
-    log = logs / f"uvicorn-{variant}-{mode}.log"
-    with open(log, "ab") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.serve",
-                variant,
-                mode,
-                str(port),
-                str(pki.directory),
-            ],
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port("127.0.0.1", port, process, log, timeout=30)
+    argv = [sys.executable, "-m", "benchmarks.serve", variant, mode, str(port), str(pki.directory)]
+    name = f"uvicorn-{variant}-{mode}"
+    with run_foreground(name, argv, logs, port, cwd=ROOT, timeout=30) as process:
         yield port, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def client_context(pki: PKIFiles) -> ssl.SSLContext:

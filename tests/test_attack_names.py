@@ -9,6 +9,7 @@ well formed for its kind refuses the whole certificate.
 from __future__ import annotations
 
 import itertools
+from typing import get_args
 
 import pytest
 from cryptography import x509
@@ -22,18 +23,7 @@ from asgi_mtls.identity.principals import StrategyName
 from asgi_mtls.testing import CertificateAuthority, simulate_connection
 from tests.asgi import get, reason
 
-STRATEGIES: tuple[StrategyName, ...] = (
-    "default",
-    "spiffe",
-    "uri",
-    "dns",
-    "email",
-    "cn",
-    "subject",
-    "fingerprint",
-    "kubernetes",
-    "envoy",
-)
+STRATEGIES: tuple[StrategyName, ...] = get_args(StrategyName)
 
 #: What an app may require, by kind, and the certificate field that legitimately carries it.
 TARGETS = {

@@ -118,11 +118,14 @@ def run_foreground(
     check: Sequence[str] | None = None,
     env: Mapping[str, str] | None = None,
     certificate: bytes | None = None,
-) -> Iterator[None]:
-    """Run ``argv`` (a proxy that stays in the foreground) until the block exits.
+    cwd: Path | None = None,
+    timeout: float = 10.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``argv`` (a server that stays in the foreground) until the block exits; yield its
+    process.
 
-    ``check`` is the proxy's own configuration test, run first so that a bad configuration
-    fails with the proxy's message.  stdout and stderr go to ``workdir/<name>.out``.
+    ``check`` is the program's own configuration test, run first so that a bad configuration
+    fails with its message.  stdout and stderr go to ``workdir/<name>.out``.
     """
     environment = {**os.environ, **(env or {})}
     if check is not None:
@@ -132,11 +135,11 @@ def run_foreground(
     log = workdir / f"{name}.out"
     with open(log, "ab") as output:
         process = subprocess.Popen(
-            list(argv), stdout=output, stderr=subprocess.STDOUT, env=environment
+            list(argv), stdout=output, stderr=subprocess.STDOUT, env=environment, cwd=cwd
         )
     try:
-        wait_for_port("127.0.0.1", port, process, log, certificate=certificate)
-        yield
+        wait_for_port("127.0.0.1", port, process, log, timeout, certificate=certificate)
+        yield process
     finally:
         process.terminate()
         try:
