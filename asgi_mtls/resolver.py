@@ -156,12 +156,7 @@ class CertificateResolver:
             if proxies is not None and not proxies.trusts_scope(scope, self.trust_scope_client):
                 self._untrusted(source, scope)  # raises, unless told to ignore
                 continue
-            key = (source.name, raw)
-            hit = self._lookup(source, key)
-            if hit is not None and hit[1] > self._clock():
-                outcome = hit[0]  # a known client: one probe (issue #10)
-            else:
-                outcome = self.cache.get(key) or self._miss(key, source, raw)
+            outcome = self._outcome(source, (source.name, raw), raw)[0]
             if isinstance(outcome, ClientIdentity):
                 if found is not None:
                     raise CertificateRejected(
@@ -203,13 +198,7 @@ class CertificateResolver:
                 continue
             if self._hops is not None and self._hops.hides(source, scope):
                 return None, math.inf  # the proxy's own certificate, never the client's
-            key = (source.name, raw)
-            hit = self._lookup(source, key)
-            if hit is not None and hit[1] > self._clock():
-                return hit[0], hit[1]
-            outcome = self.cache.get(key) or self._miss(key, source, raw)
-            entry = self._accepted.get(key)
-            return outcome, entry[1] if entry is not None else self._clock() + NEGATIVE_TTL
+            return self._outcome(source, (source.name, raw), raw)
         return None, math.inf
 
     def forget_connection(self, scope: Mapping[str, Any]) -> None:
@@ -226,15 +215,23 @@ class CertificateResolver:
         except Exception as exc:
             raise _failure(RejectionReason.SOURCE_ERROR, source.name, exc).exception() from None
 
-    def _lookup(
-        self, source: CertificateSource, key: tuple[str, RawValues]
-    ) -> tuple[Outcome, float, int] | None:
+    def _outcome(
+        self, source: CertificateSource, key: tuple[str, RawValues], raw: RawValues
+    ) -> tuple[Outcome, float]:
+        """The outcome of ``raw`` and until when it holds: a known client is one probe of the
+        accepted entries (issue #10); else the whole cache, else a miss.  A refusal or an
+        outcome the cache did not keep holds for :data:`NEGATIVE_TTL` at most."""
         try:
-            return self._accepted.get(key)
+            hit = self._accepted.get(key)
         except TypeError:  # unhashable raw values: a source that let something odd in
             raise _failure(
                 RejectionReason.SOURCE_ERROR, source.name, TypeError("unhashable raw values")
             ).exception() from None
+        if hit is not None and hit[1] > self._clock():
+            return hit[0], hit[1]
+        outcome = self.cache.get(key) or self._miss(key, source, raw)
+        kept = self._accepted.get(key)
+        return outcome, kept[1] if kept is not None else self._clock() + NEGATIVE_TTL
 
     def _proxies_of(self, source: CertificateSource) -> TrustedProxies:
         own: TrustedProxies | None = getattr(source, "trusted_proxies", None)

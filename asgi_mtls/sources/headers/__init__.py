@@ -34,8 +34,8 @@ describes every format and the choices made where a proxy's documentation leaves
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, cast
+from collections.abc import Iterable, Mapping
+from typing import Final
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason, malformed
 from asgi_mtls.sources.encoding import check_size
@@ -53,7 +53,6 @@ __all__ = [
     "HeaderSource",
     "Verdict",
     "header_format",
-    "header_values",
 ]
 
 DEFAULT_MAX_HEADER_CHARS = 32 * 1024
@@ -79,19 +78,6 @@ def header_format(name: str) -> HeaderFormat:
         raise ValueError(
             f"unknown header format {name!r}; known: {', '.join(HEADER_FORMATS)}"
         ) from None
-
-
-def header_values(scope: Mapping[str, object], names: Sequence[bytes]) -> list[list[str]] | None:
-    """The values of each of ``names`` (lowercase) in ``scope["headers"]``, or ``None`` if none
-    of them is present.  Values are decoded as latin-1, as HTTP/1.1 allows."""
-    slots = {name: index for index, name in enumerate(names)}
-    found = _scan(scope, slots)
-    if found is None:
-        return None
-    values: list[list[str]] = [[] for _ in names]
-    for slot, value in cast("tuple[tuple[int, bytes], ...]", found):
-        values[slot].append(value.decode("latin-1"))
-    return values
 
 
 def _scan(scope: Mapping[str, object], slots: Mapping[bytes, int]) -> RawValues | None:
