@@ -21,12 +21,14 @@ from starlette.requests import HTTPConnection
 from asgi_mtls.identity import ClientIdentity
 
 __all__ = [
+    "ADDITIONS_KEY",
     "EXPLAIN_SCOPE_KEY",
     "IDENTITY_SCOPE_KEY",
     "ClientUser",
     "anonymous_additions",
     "get_client_identity",
     "inject",
+    "scope_additions",
 ]
 
 #: Where the middleware puts the request's ClientIdentity (``None`` when anonymous).
@@ -78,8 +80,9 @@ _ANONYMOUS: Final[dict[str, Any]] = {
     "user": UnauthenticatedUser(),
     "auth": AuthCredentials(),
 }
-#: Where an identity keeps its scope additions (:meth:`ClientIdentity.memo`).
-_MEMO_KEY: Final = "asgi_mtls.inject"
+#: Where an identity keeps its scope additions (:meth:`ClientIdentity.memo`): the middleware's
+#: hit path reads ``identity.computed.get(ADDITIONS_KEY)`` itself, one probe instead of a call.
+ADDITIONS_KEY: Final = "asgi_mtls.inject"
 
 
 def anonymous_additions(**extra: Any) -> dict[str, Any]:
@@ -101,10 +104,13 @@ def inject(
     """
     if identity is None:
         return {**scope, **anonymous}
-    additions = identity.computed.get(_MEMO_KEY)  # one probe on the hot path
-    if additions is None:
-        additions = identity.memo(_MEMO_KEY, _additions, identity)
-    return {**scope, **additions}  # type: ignore[dict-item]
+    return {**scope, **scope_additions(identity)}
+
+
+def scope_additions(identity: ClientIdentity) -> Mapping[str, Any]:
+    """What :func:`inject` adds to a scope for ``identity``: built on first use, then kept on
+    the identity (:data:`ADDITIONS_KEY`)."""
+    return identity.memo(ADDITIONS_KEY, _additions, identity)
 
 
 def get_client_identity(connection: HTTPConnection | Mapping[str, object]) -> ClientIdentity | None:

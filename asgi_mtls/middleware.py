@@ -53,10 +53,11 @@ from asgi_mtls.identity import (
     resolve_principal_strategy,
 )
 from asgi_mtls.inject import (
+    ADDITIONS_KEY,
     EXPLAIN_SCOPE_KEY,
     IDENTITY_SCOPE_KEY,
     anonymous_additions,
-    inject,
+    scope_additions,
 )
 from asgi_mtls.observe import DEFAULT_EXPIRY_WARNING, Observers
 from asgi_mtls.resolver import NEGATIVE_TTL, CertificateResolver
@@ -290,7 +291,12 @@ class MTLSMiddleware:
         except CertificateRejected as exc:
             await self._refuse(scope, receive, send, exc)
             return
-        scope = inject(scope, identity, self._anonymous)
+        # inject(scope, identity), without the call (issue #10): the same additions.
+        if identity is None:
+            scope = {**scope, **self._anonymous}
+        else:
+            additions = identity.computed.get(ADDITIONS_KEY) or scope_additions(identity)
+            scope = {**scope, **additions}  # type: ignore[dict-item]
         try:
             await self.app(scope, receive, send)
         except CertificateRejected as exc:

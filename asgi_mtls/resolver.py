@@ -19,10 +19,16 @@ from dataclasses import replace
 from typing import Any, Final, Protocol
 
 from asgi_mtls.authorization.roles import RoleMap
-from asgi_mtls.cache import OutcomeCache
+from asgi_mtls.cache import OutcomeCache, key_size
 from asgi_mtls.errors import CertificateRejected, Rejection, RejectionReason
 from asgi_mtls.identity import ClientIdentity, PrincipalStrategy, build_identity
-from asgi_mtls.sources import CertificateSource, TLSExtensionSource, TrustedProxies, transport_peer
+from asgi_mtls.sources import (
+    CertificateSource,
+    HeaderSource,
+    TLSExtensionSource,
+    TrustedProxies,
+    transport_peer,
+)
 from asgi_mtls.sources.proxies import ProxyHops
 from asgi_mtls.sources.tls import CONNECTION_EXTENSION
 from asgi_mtls.sources.types import PresentedCertificate, RawValues
@@ -72,6 +78,28 @@ class _NoCertificate:
 
 NO_CERTIFICATE: Final = _NoCertificate()
 Outcome = ClientIdentity | Rejection | _NoCertificate
+#: What a connection's memo keeps for a resolver: the trust generation it holds for, until
+#: when, the identity or the refusal the connection's certificate gave (both ``None``: no
+#: certificate), and whether the peer is trusted by each header source (``None``: decided
+#: per request).
+ConnectionEntry = tuple[
+    int, float, ClientIdentity | None, Rejection | None, tuple[bool, ...] | None
+]
+Find = Callable[[Mapping[str, Any]], RawValues | None]
+#: A header source's recent-values table: the tail of the first value -> the raw values, their
+#: accepted outcome and until when it holds (:meth:`CertificateResolver._header_outcome`).
+Recent = dict[bytes, tuple[RawValues, "Outcome", float]]
+#: One step of :meth:`CertificateResolver.resolve` per source read from headers: its position,
+#: ``find``, the source, the proxies its values are believed from (``None``: anyone), and its
+#: recent-values table (``None``: not a ``HeaderSource``, whose raw values have another shape).
+Step = tuple[int, Find, CertificateSource, "TrustedProxies | None", "Recent | None"]
+#: How many trailing bytes of a header value index the recent-values table: a certificate
+#: encoding ends with its signature, which tells clients apart.
+_TAIL: Final = 64
+#: Entries of a recent-values table, and the bytes of raw values all of them may hold (the
+#: identities are the cache's own).
+_RECENT_ENTRIES: Final = 1024
+_RECENT_BYTES: Final = 4 * 1024 * 1024
 
 
 def _failure(reason: RejectionReason, what: str, exc: Exception) -> Rejection:
@@ -108,11 +136,20 @@ class CertificateResolver:
         #: no proxy may feed can never count, so it costs nothing: it is left out, and a
         #: refusal for a missing certificate says when its header was present
         #: (:meth:`ignored_headers`).
-        self._plan: tuple[tuple[CertificateSource, TrustedProxies | None], ...] = tuple(
-            (source, self._proxies_of(source) if source.requires_trusted_proxy else None)
-            for source in self.sources
-            if not isinstance(source, TLSExtensionSource)
-            and (not source.requires_trusted_proxy or self._proxies_of(source))
+        self._plan: tuple[Step, ...] = tuple(
+            (
+                position,
+                source.find,
+                source,
+                self._proxies_of(source) if source.requires_trusted_proxy else None,
+                {} if type(source) is HeaderSource else None,
+            )
+            for position, source in enumerate(
+                source
+                for source in self.sources
+                if not isinstance(source, TLSExtensionSource)
+                and (not source.requires_trusted_proxy or self._proxies_of(source))
+            )
         )
         #: The sources that read the connection itself (the tls extension): their outcome is
         #: the same for every request of a connection, so a server that offers a
@@ -132,6 +169,9 @@ class CertificateResolver:
         self._accepted = cache.accepted
         self._clock = clock
         self._generation = validator.generation
+        self._holder = validator.generation_holder
+        #: The bytes of raw values the recent-values tables hold (:meth:`_header_outcome`).
+        self._recent_bytes = 0
         #: Outcomes computed rather than found in the cache (each a decode and a validation).
         self.misses = 0
         #: Events, expiry warnings and the identity hook, on misses only (asgi_mtls.observe).
@@ -141,22 +181,56 @@ class CertificateResolver:
         """The identity of ``scope``'s client, ``None`` if it presented no certificate.
 
         Raises :class:`CertificateRejected` for anything presented but not acceptable.
+
+        The hit path is this one function (issue #10: a Python call costs about what three
+        dictionary probes do): the connection's memo (what the connection's certificate
+        proved, and whether its peer is a trusted proxy), one pass over the headers per header
+        source, the recent-values table; anything else goes to the helpers below.
         """
-        generation = self.validator.generation  # read before validating anything
+        generation = self._holder.generation  # read before validating anything
         if generation != self._generation:
             # Trust reloads and revocation updates bump it: drop every cached outcome, so
             # a newly revoked client is refused on its next request.
             self.cache.clear()
+            self._forget_recent()
             self._generation = generation
-        found = self._connection_identity(scope, generation) if self._connection_sources else None
-        for source, proxies in self._plan:
-            raw = self._find(source, scope)
+        extensions = scope.get("extensions")
+        memo = extensions.get(CONNECTION_EXTENSION) if type(extensions) is dict else None
+        if type(memo) is dict:
+            entry = memo.get(self)
+            if entry is None or entry[0] != generation or entry[1] <= self._clock():
+                entry = memo[self] = self._connection_entry(scope, generation, remember=True)
+        else:
+            entry = self._connection_entry(scope, generation, remember=False)
+        if entry[3] is not None:
+            raise entry[3].exception()
+        found = entry[2]
+        if not self._plan:
+            return found
+        trusted = entry[4]
+        for position, find, source, proxies, recent in self._plan:
+            try:
+                raw = find(scope)
+            except Exception as exc:
+                raise _failure(RejectionReason.SOURCE_ERROR, source.name, exc).exception() from None
             if raw is None:
                 continue
-            if proxies is not None and not proxies.trusts_scope(scope, self.trust_scope_client):
+            if proxies is not None and not (
+                trusted[position]
+                if trusted is not None
+                else proxies.trusts_scope(scope, self.trust_scope_client)
+            ):
                 self._untrusted(source, scope)  # raises, unless told to ignore
                 continue
-            outcome = self._outcome(source, (source.name, raw), raw)[0]
+            if recent is not None:  # a HeaderSource: raw is ((slot, bytes), ...)
+                tail: bytes = raw[0][1][-_TAIL:]  # type: ignore[index]
+                seen = recent.get(tail)
+                if seen is not None and seen[0] == raw and seen[2] > self._clock():
+                    outcome = seen[1]
+                else:
+                    outcome = self._header_outcome(source, raw, recent, tail)
+            else:
+                outcome = self._outcome(source, (source.name, raw), raw)[0]
             if isinstance(outcome, ClientIdentity):
                 if found is not None:
                     raise CertificateRejected(
@@ -168,38 +242,62 @@ class CertificateResolver:
                 raise outcome.exception()
         return found
 
-    def _connection_identity(
-        self, scope: Mapping[str, Any], generation: int
-    ) -> ClientIdentity | None:
-        """The identity the connection's own certificate proves (``None``: none), from the
-        connection's memo when the server keeps one and it is still current (same trust
-        generation, not expired), else from the sources and the cache."""
-        extensions = scope.get("extensions")
-        memo = extensions.get(CONNECTION_EXTENSION) if type(extensions) is dict else None
-        if type(memo) is dict:
-            entry = memo.get(self)
-            if entry is not None and entry[0] == generation and entry[1] > self._clock():
-                outcome = entry[2]
-            else:
-                outcome, expires_at = self._connection_outcome(scope)
-                memo[self] = (generation, expires_at, outcome)
-        else:
-            outcome = self._connection_outcome(scope)[0]
-        if isinstance(outcome, Rejection):
-            raise outcome.exception()
-        return outcome if isinstance(outcome, ClientIdentity) else None
-
-    def _connection_outcome(self, scope: Mapping[str, Any]) -> tuple[Outcome | None, float]:
-        """What the connection-level sources say (the first that finds something) and until
-        when it holds; ``None`` when none applies."""
+    def _connection_entry(
+        self, scope: Mapping[str, Any], generation: int, *, remember: bool
+    ) -> ConnectionEntry:
+        """What is the same for every request of ``scope``'s connection, as a connection's
+        memo keeps it (:data:`ConnectionEntry`).  Whether the peer may send each header
+        source's values is decided here only for a memo (``remember``), and only when it is
+        a fact of the connection: the transport peer or the connection's certificate, not
+        ``scope["client"]`` (``trust_scope_client``)."""
+        trusted = (
+            None
+            if self.trust_scope_client or not remember
+            else tuple(
+                proxies is None or proxies.trusts_scope(scope, False)
+                for _, _, _, proxies, _ in self._plan
+            )
+        )
         for source in self._connection_sources:
             raw = self._find(source, scope)
             if raw is None:
                 continue
             if self._hops is not None and self._hops.hides(source, scope):
-                return None, math.inf  # the proxy's own certificate, never the client's
-            return self._outcome(source, (source.name, raw), raw)
-        return None, math.inf
+                break  # the proxy's own certificate, never the client's
+            outcome, expires_at = self._outcome(source, (source.name, raw), raw)
+            if isinstance(outcome, ClientIdentity):
+                return (generation, expires_at, outcome, None, trusted)
+            if isinstance(outcome, Rejection):
+                return (generation, expires_at, None, outcome, trusted)
+            return (generation, expires_at, None, None, trusted)
+        return (generation, math.inf, None, None, trusted)
+
+    def _header_outcome(
+        self, source: CertificateSource, raw: RawValues, recent: Recent, tail: bytes
+    ) -> Outcome:
+        """The outcome of a :class:`HeaderSource`'s ``raw`` values, not found in its
+        recent-values table ``recent``; an accepted one is added there under ``tail``.
+
+        The table spares a known client the hashing of its whole header (a forwarded
+        certificate is 1-4 KiB, and hashing it was a tenth of a cached request: issue #10):
+        it is keyed by the tail of the first value, where a certificate encoding ends with its
+        signature, and a hit is the full comparison of the values.  Two clients with the same
+        tail take turns in the table: a slower lookup for them, never the other's identity.
+        Bounded in entries and bytes; emptied with the cache."""
+        outcome, expires_at = self._outcome(source, (source.name, raw), raw)
+        if isinstance(outcome, ClientIdentity):
+            size = key_size(raw)
+            if len(recent) >= _RECENT_ENTRIES or self._recent_bytes + size > _RECENT_BYTES:
+                self._forget_recent()
+            recent[tail] = (raw, outcome, expires_at)
+            self._recent_bytes += size
+        return outcome
+
+    def _forget_recent(self) -> None:
+        for step in self._plan:
+            if step[4] is not None:
+                step[4].clear()
+        self._recent_bytes = 0
 
     def forget_connection(self, scope: Mapping[str, Any]) -> None:
         """Drop what the connection's memo holds for this resolver: an outcome that must not

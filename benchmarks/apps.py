@@ -12,7 +12,8 @@ one thing that differs:
 - ``starlette_auth``: Starlette's own ``AuthenticationMiddleware`` with a backend that does no
   work (:class:`TrivialBackend`), the comparison issue #10 asks to beat;
 - ``mtls``: ``MTLSMiddleware`` added with ``Middleware(...)`` / ``add_middleware``, the way
-  the README says, trusting ``127.0.0.1`` as the proxy.
+  the README says, configured as the deployment guide of the way the certificate arrives
+  says (:func:`mtls_options`).
 
 The payments route's guard is ``require_client(PAYMENTS)`` or a stand-in of the same shape
 that only reads the request (:func:`trivial_guard`, :func:`trivial_dependency`), so that the
@@ -103,20 +104,26 @@ async def trivial_dependency(connection: HTTPConnection) -> ClientIdentity:
     return identity
 
 
-def mtls_options(trust: CertificateInput, intermediates: CertificateInput) -> dict[str, Any]:
-    """``MTLSMiddleware``'s options as the README configures it behind nginx or uvicorn: the
-    root as trust anchor, the intermediate for clients that send only their leaf (nginx
-    forwards the leaf alone), 127.0.0.1 as the trusted proxy, every other option at its
-    default."""
-    return {"trust": trust, "intermediates": intermediates, "trusted_proxies": ["127.0.0.1"]}
+def mtls_options(
+    trust: CertificateInput, intermediates: CertificateInput, *, proxy: bool
+) -> dict[str, Any]:
+    """``MTLSMiddleware``'s options as the deployment guides configure it: the root as trust
+    anchor and the intermediate for clients that send only their leaf (nginx forwards the
+    leaf alone); behind a proxy (``proxy``: docs/deploy/nginx.md) 127.0.0.1 is the trusted
+    proxy, with uvicorn terminating TLS (docs/deploy/uvicorn.md) no proxy is trusted.  Every
+    other option at its default."""
+    options: dict[str, Any] = {"trust": trust, "intermediates": intermediates}
+    if proxy:
+        options["trusted_proxies"] = ["127.0.0.1"]
+    return options
 
 
 def mtls_middleware(
-    trust: CertificateInput, intermediates: CertificateInput, **options: Any
+    trust: CertificateInput, intermediates: CertificateInput, *, proxy: bool, **options: Any
 ) -> Middleware:
     """``MTLSMiddleware`` with :func:`mtls_options` (and ``options``: listeners, for the
     rows of issue #13), as ``Middleware(...)`` adds it."""
-    return Middleware(MTLSMiddleware, **mtls_options(trust, intermediates), **options)
+    return Middleware(MTLSMiddleware, **mtls_options(trust, intermediates, proxy=proxy), **options)
 
 
 # --- Starlette --------------------------------------------------------------------------------

@@ -110,9 +110,10 @@ async def profile(case: str, app: ASGIApp, new_scope: Callable[[], Scope], n: in
 async def run_hotpath(pki: BenchPKI, *, requests: int) -> list[Profile]:
     """Profiles of the cached hit path, certificate from the tls extension and from nginx."""
     scopes = Scopes(pki)
-    spec = apps.mtls_middleware(pki.root.certificate, [pki.intermediate.certificate])
-    app = apps.starlette_app([spec])
+    roots = pki.root.certificate, [pki.intermediate.certificate]
+    direct = apps.starlette_app([apps.mtls_middleware(*roots, proxy=False)])
+    proxied = apps.starlette_app([apps.mtls_middleware(*roots, proxy=True)])
     return [
-        await profile("tls extension, cached", app, scopes.tls, requests),
-        await profile("nginx header, cached", app, scopes.nginx, requests),
+        await profile("tls extension, cached", direct, scopes.tls, requests),
+        await profile("nginx header, cached", proxied, scopes.nginx, requests),
     ]

@@ -94,7 +94,8 @@ def _inputs(case: str, pki: BenchPKI) -> tuple[Callable[[int, int], list[Scope]]
 
 async def _serve(case: str, count: int, samples: int) -> dict[str, Any]:
     pki = BenchPKI.ec()
-    spec = apps.mtls_middleware(pki.root.certificate, [pki.intermediate.certificate])
+    # Behind a trusted proxy, so that its header flood reaches the cache.
+    spec = apps.mtls_middleware(pki.root.certificate, [pki.intermediate.certificate], proxy=True)
     app = apps.starlette_app([spec])
     make, status = _inputs(case, pki)
     warm = await call_once(app, Scopes(pki).tls())

@@ -73,7 +73,9 @@ class MissVariant:
     pki: BenchPKI
 
     def __post_init__(self) -> None:
-        options = apps.mtls_options(self.pki.root.certificate, [self.pki.intermediate.certificate])
+        options = apps.mtls_options(
+            self.pki.root.certificate, [self.pki.intermediate.certificate], proxy=False
+        )
         self.middleware = MTLSMiddleware(_no_app, **options)
 
     def prepare(self, n: int) -> Batch:

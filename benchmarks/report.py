@@ -115,6 +115,15 @@ ROWS: tuple[RowSpec, ...] = (
         _at_least("nginx_vs_bare", 0.90),
     ),
     RowSpec(
+        "tls_proxied_vs_bare",
+        "first row's requests, the middleware configured with a trusted proxy as well (the "
+        "proxy's header is looked for on every request)",
+        "",
+        "measured",
+        "throughput",
+        lambda r: None,
+    ),
+    RowSpec(
         "require_vs_trivial",
         "`@require_client` route vs a trivial decorator of the same shape",
         "0.93",

@@ -47,7 +47,8 @@ def build_config(variant: str, mode: str, port: int, pki: Path) -> uvicorn.Confi
         return uvicorn.Config(
             apps.starlette_app(), host="127.0.0.1", port=port, **ssl_options, **COMMON
         )
-    middleware = apps.mtls_middleware(pki / "root-ca.pem", pki / "intermediate.pem")
+    # As each deployment guide configures it: behind nginx, 127.0.0.1 is the trusted proxy.
+    middleware = apps.mtls_middleware(pki / "root-ca.pem", pki / "intermediate.pem", proxy=not tls)
     return mtls_uvicorn.config(
         apps.starlette_app([middleware]),
         host="127.0.0.1",

@@ -25,9 +25,11 @@ from asgi_mtls.sources.types import PresentedCertificate, RawValues
 __all__ = ["CONNECTION_EXTENSION", "TLSExtensionSource"]
 
 #: A server may put a dict under this key of ``scope["extensions"]``, one per connection and
-#: the same for every request of it (``asgi_mtls.uvicorn`` does): the middleware remembers
-#: there what the connection's certificate proved, so a keep-alive request costs one lookup.
-#: The server gives a connection a new dict whenever its certificate could have changed.
+#: the same for every request of it (``asgi_mtls.uvicorn`` does, on TLS and plain
+#: connections): the middleware remembers there what the connection's certificate proved and
+#: whether its transport peer (``asgi_mtls.peer``) is a trusted proxy, so a keep-alive request
+#: costs one lookup.  The server gives a connection a new dict whenever its certificate could
+#: have changed.
 CONNECTION_EXTENSION = "asgi_mtls.connection"
 
 #: How many decoded chain entries a source remembers (a few per issuing CA in use).

@@ -215,10 +215,10 @@ class ConnectionInfo:
             extensions[PEER_EXTENSION] = self.peer.copy()
         else:
             extensions.pop(PEER_EXTENSION, None)
-        tls = self.tls()
+        tls = self.tls()  # first: a changed certificate gives the connection a new memo
         if tls is not None:
             extensions[_TLS_KEY] = tls
-            extensions[CONNECTION_EXTENSION] = self.memo
+        extensions[CONNECTION_EXTENSION] = self.memo
         # Replace the key in this request's own scope (never mutate the extensions dict it
         # held): uvicorn's ProxyHeadersMiddleware then rewrites the same scope that uvicorn
         # logs, so access logs keep showing the forwarded client as with stock uvicorn.

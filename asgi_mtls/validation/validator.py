@@ -51,7 +51,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from cryptography import x509
 from cryptography.x509.verification import VerificationError
@@ -89,6 +89,14 @@ logger = logging.getLogger("asgi_mtls")
 MAX_PRESENTED_CHAIN = 8
 #: cryptography's default maximum number of intermediates.
 DEFAULT_MAX_DEPTH = 8
+
+
+class HasGeneration(Protocol):
+    """Something whose ``generation`` a cache compares per request
+    (:attr:`CertificateValidator.generation_holder`)."""
+
+    @property
+    def generation(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +198,7 @@ class CertificateValidator:
         self.allow_missing_eku = allow_missing_eku
         self.max_chain_depth = max_chain_depth
         self._depth = DEFAULT_MAX_DEPTH if max_chain_depth is None else max_chain_depth
-        self.revocation = revocation
+        self._revocation = revocation
         self._leaf_checks = LeafChecks(self.policy, self.clock_skew, allow_missing_eku)
         self._verifiers = Verifiers(max_chain_depth)
         source = TrustSource(
@@ -208,6 +216,11 @@ class CertificateValidator:
             revocation=revocation,
             reload_interval=reload_interval,
         )
+
+    @property
+    def revocation(self) -> RevocationChecker | None:
+        """The revocation checker, fixed at construction (the trust keeper holds it too)."""
+        return self._revocation
 
     def __repr__(self) -> str:
         subjects = [root.subject.rfc4514_string() for root in self.trust_roots]
@@ -241,6 +254,13 @@ class CertificateValidator:
         and drops its entries when it moved."""
         revocation = self.revocation.generation if self.revocation is not None else 0
         return self._keeper.generation + revocation
+
+    @property
+    def generation_holder(self) -> HasGeneration:
+        """An object whose ``generation`` attribute is always :attr:`generation`, the cheapest
+        to read per request (issue #10): the trust keeper itself when there is no revocation
+        checker (a plain attribute, not this property's sum), else this validator."""
+        return self._keeper if self.revocation is None else self
 
     def validate(
         self,

@@ -34,7 +34,8 @@ describes every format and the choices made where a proxy's documentation leaves
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason, malformed
@@ -80,9 +81,9 @@ def header_format(name: str) -> HeaderFormat:
         ) from None
 
 
-def _scan(scope: Mapping[str, object], slots: Mapping[bytes, int]) -> RawValues | None:
+def _scan(slots: Mapping[bytes, int], scope: Mapping[str, object]) -> RawValues | None:
     """``((slot, value), ...)`` for each header whose name is in ``slots``, in order; ``None``
-    when there is none (the common case, one dictionary probe per header: issue #10).
+    when there is none (the common case: one containment test per header, issue #10).
 
     Names are compared as the ASGI HTTP spec delivers them, lowercased by the server; values
     stay bytes (they are the cache key, decoded only when the outcome is not cached)."""
@@ -92,11 +93,12 @@ def _scan(scope: Mapping[str, object], slots: Mapping[bytes, int]) -> RawValues 
     hits: list[tuple[int, bytes]] | None = None
     try:
         for name, value in headers:  # type: ignore[attr-defined]
-            slot = slots.get(name)
-            if slot is not None:
+            if name in slots:
+                hit = (slots[name], value if type(value) is bytes else bytes(value))
                 if hits is None:
-                    hits = []
-                hits.append((slot, bytes(value)))
+                    hits = [hit]
+                else:
+                    hits.append(hit)
     except (TypeError, ValueError):
         raise malformed("scope headers are not a list of (name, value) pairs") from None
     return tuple(hits) if hits is not None else None
@@ -221,6 +223,11 @@ class HeaderSource:
             )
             if name is not None
         }
+        #: ``find(scope)``: the scan itself, bound to this source's header names (one Python
+        #: call per request, not two: issue #10).
+        self.find: Callable[[Mapping[str, object]], RawValues | None] = functools.partial(
+            _scan, self._slots
+        )
 
     def __repr__(self) -> str:
         return (
@@ -232,9 +239,6 @@ class HeaderSource:
                 else ")"
             )
         )
-
-    def find(self, scope: Mapping[str, object]) -> RawValues | None:
-        return _scan(scope, self._slots)
 
     def _split(self, raw: RawValues) -> tuple[list[str], list[str], list[str]]:
         """``find``'s ``((slot, value), ...)`` as the certificate, chain and verdict values."""
