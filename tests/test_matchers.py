@@ -449,3 +449,90 @@ def test_glob_properties(segments, other):
     starred = "/".join([*segments[:-1], "*"])
     assert Glob(starred).matches(literal)
     assert not Glob(starred).matches(literal + "/x")
+
+
+# --- a positive decision kept on the identity (issue #10) ------------------------------------
+
+
+class Counted(Requirement):
+    """Allows everyone and counts how often it is asked."""
+
+    def __init__(self, pure: bool) -> None:
+        self.pure = pure
+        self.asked = 0
+
+    def _matches(self, identity) -> bool:
+        self.asked += 1
+        return True
+
+    def describe(self) -> str:
+        return "counted"
+
+
+def test_a_pure_requirement_decides_once_per_identity(ca):
+    client = ca.issue_client(spiffe_id="spiffe://bank.example/payments")
+    identity = identity_of(client)
+    counted = Counted(pure=True)
+    requirement = require_client("spiffe://bank.example/payments") & counted
+    for _ in range(3):
+        assert requirement.verify(identity) is identity
+    assert counted.asked == 1
+    # Another identity (a new certificate, or the hook's with_extra copy) is decided anew.
+    other = identity_of(client)
+    assert requirement.verify(other) is other and counted.asked == 2
+
+
+@pytest.mark.parametrize(
+    "impure",
+    [
+        lambda counted: counted,  # a subclass that does not say it is pure
+        lambda counted: require_client(counted, predicate=lambda identity: True),
+        lambda counted: counted & predicate(lambda identity: True),
+        lambda counted: ~~(counted | predicate(lambda identity: False)),
+    ],
+)
+def test_anything_impure_decides_on_every_request(ca, impure):
+    identity = identity_of(ca.issue_client(spiffe_id="spiffe://bank.example/payments"))
+    counted = Counted(pure=False)
+    requirement = impure(counted)
+    for _ in range(3):
+        requirement.verify(identity)
+    assert counted.asked == 3
+
+
+def test_a_predicate_that_changes_its_mind_is_heard(ca):
+    identity = identity_of(ca.issue_client(spiffe_id="spiffe://bank.example/payments"))
+    open_ = [True]
+    requirement = require_client(predicate=lambda identity: open_[0])
+    assert requirement.verify(identity) is identity
+    open_[0] = False
+    with pytest.raises(CertificateRejected) as info:
+        requirement.verify(identity)
+    assert info.value.reason is RejectionReason.FORBIDDEN
+
+
+def test_a_denial_is_never_kept(ca):
+    identity = identity_of(ca.issue_client(spiffe_id="spiffe://bank.example/reports"))
+    requirement = require_client("spiffe://bank.example/payments")
+    for _ in range(2):
+        with pytest.raises(CertificateRejected):
+            requirement.verify(identity)
+    assert requirement not in identity.computed
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    [
+        require_client("spiffe://bank.example/payments"),
+        spiffe_glob("spiffe://bank.example/*"),
+        spiffe_prefix("spiffe://bank.example/payments"),
+        trust_domain("bank.example"),
+        principal_glob("spiffe://bank.example/*"),
+        ~dns_name("*.example.org"),
+        issuer("CN=Corp Issuing CA"),
+    ],
+)
+def test_the_built_in_matchers_are_pure(ca, requirement):
+    identity = identity_of(ca.issue_client(spiffe_id="spiffe://bank.example/payments"))
+    assert requirement.verify(identity) is identity
+    assert identity.computed.get(requirement) is True

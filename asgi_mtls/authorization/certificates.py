@@ -38,7 +38,9 @@ def subject_attribute(name: str, *values: str) -> Requirement:
         raise ValueError(f"unknown subject attribute {name!r}; use one of {known} or an OID")
     name = _SHORT_NAME_OF_OID.get(name, name)
     allowed = name_set(values, f"{name} value")
-    return ValueIn(f"subject {name} in", lambda identity: identity.attribute(name), allowed)
+    return ValueIn(
+        f"subject {name} in", lambda identity: identity.attribute(name), allowed, pure=True
+    )
 
 
 def _name_key(name: x509.Name) -> tuple[frozenset[tuple[str, object]], ...]:
@@ -50,6 +52,8 @@ def _name_key(name: x509.Name) -> tuple[frozenset[tuple[str, object]], ...]:
 
 
 class _Issuer(Requirement):
+    pure = True
+
     def __init__(self, names: tuple[x509.Name, ...]) -> None:
         self.names = names
         self.keys = frozenset(_name_key(name) for name in names)
@@ -112,7 +116,9 @@ def fingerprint(*digests: str) -> Requirement:
     """The leaf certificate's SHA-256 fingerprint is one of ``digests``: hex (any case, ``:``
     separators allowed, as ``openssl x509 -fingerprint -sha256`` prints it) or any other
     spelling :func:`~asgi_mtls.validation.trust.parse_pin` reads."""
-    return ValueIn("certificate SHA-256 in", _fingerprint, _digests(digests, "fingerprint"))
+    return ValueIn(
+        "certificate SHA-256 in", _fingerprint, _digests(digests, "fingerprint"), pure=True
+    )
 
 
 class _SpkiPin(ValueIn):
@@ -132,4 +138,4 @@ def spki_pin(*pins: str) -> Requirement:
     ``pins``, given as base64 (as in HPKP ``pin-sha256="..."`` and curl ``sha256//``) or hex
     (:func:`~asgi_mtls.validation.trust.parse_pin`).  A pin survives certificate renewal
     with the same key."""
-    return _SpkiPin("public key pin in", _spki, _digests(pins, "SPKI pin"))
+    return _SpkiPin("public key pin in", _spki, _digests(pins, "SPKI pin"), pure=True)

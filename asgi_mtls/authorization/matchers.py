@@ -85,10 +85,14 @@ class ValueIn(Requirement):
         label: str,
         read: Callable[[ClientIdentity], Iterable[object]],
         allowed: frozenset[str],
+        *,
+        pure: bool = False,
     ) -> None:
         self.label = label
         self.read = read
         self.allowed = allowed
+        #: ``read`` takes a field of the identity and nothing else (the built-in matchers).
+        self.pure = pure
 
     def _matches(self, identity: ClientIdentity) -> bool:
         return not self.allowed.isdisjoint(self.read(identity))
@@ -153,7 +157,7 @@ def cn(*names: str) -> Requirement:
     The only way to match a CN: a plain string in a requirement is never compared with a CN
     (it could be a DNS name; issue #8).  Whatever the principal strategy, this reads the
     subject itself; two CNs in one subject never match."""
-    return ValueIn("CN in", _single_common_name, name_set(names, "common name"))
+    return ValueIn("CN in", _single_common_name, name_set(names, "common name"), pure=True)
 
 
 #: Glob separators per kind: ``*`` stays inside one label of a DNS name, one path segment
@@ -178,6 +182,8 @@ def _glob_kind(pattern: str) -> NameKind:
 
 
 class _PrincipalGlob(Requirement):
+    pure = True
+
     def __init__(self, globs: tuple[tuple[NameKind, Glob], ...]) -> None:
         self.globs = globs
 
@@ -214,6 +220,8 @@ def principal_glob(*patterns: str, kind: NameKind | str | None = None) -> Requir
 
 
 class _SpiffeGlob(Requirement):
+    pure = True
+
     def __init__(self, patterns: tuple[tuple[str, Glob | None, str], ...]) -> None:
         self.patterns = patterns  # (trust domain, path glob or None for no path, text)
 
@@ -265,6 +273,8 @@ def spiffe_glob(*patterns: str) -> Requirement:
 
 
 class _SpiffePrefix(Requirement):
+    pure = True
+
     def __init__(self, prefixes: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
         self.prefixes = prefixes  # (trust domain, path segments)
 
@@ -301,10 +311,14 @@ def trust_domain(*domains: str) -> Requirement:
     for domain in domains:
         parse_trust_domain(domain)
     allowed = name_set(domains, "trust domain")
-    return ValueIn("SPIFFE trust domain", lambda identity: (identity.trust_domain,), allowed)
+    return ValueIn(
+        "SPIFFE trust domain", lambda identity: (identity.trust_domain,), allowed, pure=True
+    )
 
 
 class _DnsName(Requirement):
+    pure = True
+
     def __init__(self, globs: tuple[Glob, ...]) -> None:
         self.globs = globs
 
@@ -327,4 +341,4 @@ def dns_name(*patterns: str) -> Requirement:
 def group(*names: str) -> Requirement:
     """The client is in one of the Kubernetes groups ``names`` (``ClientIdentity.groups``,
     set by the ``kubernetes`` principal strategy from the subject's ``O`` values)."""
-    return ValueIn("group in", attrgetter("groups"), name_set(names, "group"))
+    return ValueIn("group in", attrgetter("groups"), name_set(names, "group"), pure=True)

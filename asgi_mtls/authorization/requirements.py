@@ -90,7 +90,16 @@ class Requirement(Declarable):
     Requirements are immutable after construction and compare by identity (FastAPI uses them
     as dependency cache keys).  Combine them with ``&`` (all), ``|`` (any) and ``~`` (not);
     evaluation goes left to right and stops early, like Python's ``and``/``or``.
+
+    A requirement whose every part is :attr:`pure` remembers on the identity that it allows
+    it (issue #10: a known client's route check is one dictionary probe); anything else, a
+    predicate or a subclass of yours, decides on every request.
     """
+
+    #: The decision depends on the identity alone (its certificate fields and roles), never
+    #: on outside state: a positive one is kept on the identity.  ``False`` unless a class
+    #: says otherwise; the built-in matchers do.
+    pure: bool = False
 
     def _matches(self, identity: ClientIdentity) -> bool:
         raise NotImplementedError
@@ -138,6 +147,14 @@ class Requirement(Declarable):
         ``CertificateRejected``): ``missing`` (anonymous) or ``forbidden``, with the denying
         condition in the log detail.  ``context`` says where the requirement applies
         (``"policy /admin/*"``; empty: a route)."""
+        if identity is not None:
+            computed = identity.computed
+            if computed.get(self) is True:  # allowed before, and every part is pure
+                return identity
+            if self.allows(identity):
+                if all(node.pure for node in self.walk()):
+                    computed[self] = True
+                return identity
         prefix = f"{context}: " if context else ""
         where = context or "route"
         if identity is None:
@@ -147,19 +164,17 @@ class Requirement(Declarable):
                 where=where,
                 requirement=self._described(),
             )
-        if not self.allows(identity):
-            try:
-                why = self.explain(identity)
-            except Exception:  # explaining must not turn a denial into a 500
-                why = f"not {self._nested()}"
-            raise Denied(
-                RejectionReason.FORBIDDEN,
-                f"{prefix}{identity.principal_kind.value} {identity.principal!r}: {why}",
-                where=where,
-                requirement=self._described(),
-                identity=identity,
-            )
-        return identity
+        try:
+            why = self.explain(identity)
+        except Exception:  # explaining must not turn a denial into a 500
+            why = f"not {self._nested()}"
+        raise Denied(
+            RejectionReason.FORBIDDEN,
+            f"{prefix}{identity.principal_kind.value} {identity.principal!r}: {why}",
+            where=where,
+            requirement=self._described(),
+            identity=identity,
+        )
 
     def _described(self) -> str:
         """:meth:`describe` for a denial's event; a requirement that cannot describe itself
@@ -171,7 +186,10 @@ class Requirement(Declarable):
 
     def check(self, connection: HTTPConnection | Mapping[str, Any]) -> ClientIdentity:
         """The identity on ``connection`` if allowed; else raise ``CertificateRejected``."""
-        return self.verify(get_client_identity(connection))
+        identity = get_client_identity(connection)
+        if identity is not None and identity.computed.get(self) is True:
+            return identity  # :meth:`verify`'s first answer, without the call
+        return self.verify(identity)
 
     # -- combinations ------------------------------------------------------------------------
 
@@ -198,6 +216,7 @@ class Requirement(Declarable):
 
 
 class _Combination(Requirement):
+    pure = True  # as pure as its parts: verify walks them
     """Shared shape of :class:`AllOf` and :class:`AnyOf`: flattened parts, evaluated left to
     right by ``all`` or ``any`` (which stop early), described with one joiner."""
 
@@ -256,6 +275,7 @@ class AnyOf(_Combination):
 
 
 class Not(Requirement):
+    pure = True  # as pure as its part
     """Allows when ``part`` does not (``~part``).  A part that raises still denies."""
 
     def __init__(self, part: Requirement) -> None:
@@ -277,6 +297,7 @@ class Not(Requirement):
 
 
 class PrincipalRequirement(Requirement):
+    pure = True
     """Allows a client whose principal is one of ``names``, compared by kind *and* value
     (issue #8): a CN, DNS or email SAN that holds the text of a SPIFFE ID is not that SPIFFE
     ID.  A principal of kind ``custom`` (a plain string from the app's own mapper) is
@@ -333,6 +354,7 @@ class ClientRequirement(Requirement):
         self.matchers = tuple(matchers)
         self.trust_domain = trust_domain
         self.predicate = predicate
+        self.pure = predicate is None
 
     def children(self) -> tuple[Requirement, ...]:
         return self.matchers

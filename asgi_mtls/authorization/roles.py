@@ -90,7 +90,7 @@ class RoleRequirement(matchers.ValueIn):
     """The client has one of ``names`` (``ClientIdentity.roles``, from the role map)."""
 
     def __init__(self, names: frozenset[str]) -> None:
-        super().__init__("role in", attrgetter("roles"), names)
+        super().__init__("role in", attrgetter("roles"), names, pure=True)
 
 
 def role(*names: str) -> Requirement:

@@ -84,7 +84,9 @@ class ClientIdentity:
     roles: frozenset[str] = frozenset()
     extra: Mapping[str, Any] = field(default_factory=lambda: _NO_EXTRA, compare=False)
     #: Values computed from the identity on first use (:meth:`memo`); read-only for others.
-    computed: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
+    computed: dict[object, object] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def memo(self, key: str, compute: Callable[..., _T], *args: object) -> _T:
         """``compute(*args)`` once per identity, kept under ``key``: for values derived from
