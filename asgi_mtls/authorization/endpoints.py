@@ -46,6 +46,8 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 #: The attribute on a decorated endpoint that lists what it declares (audit, deny_by_default).
 REQUIREMENTS_ATTRIBUTE: Final = "__asgi_mtls_requirements__"
+#: The connection types Starlette and FastAPI hand a dependency, checked by type first.
+_CONNECTIONS: Final = frozenset({Request, WebSocket, HTTPConnection})
 
 
 class Declarable:
@@ -60,11 +62,13 @@ class Declarable:
     def describe(self) -> str:
         raise NotImplementedError
 
-    @property
+    @functools.cached_property
     def __wrapped__(self) -> Callable[[HTTPConnection], Any]:
         # FastAPI: inspect.signature() and its coroutine check follow __wrapped__, so the
         # dependency is awaited (no thread hop) and receives the HTTP connection (by the
-        # parameter name "connection").
+        # parameter name "connection").  FastAPI unwraps its dependencies on every request:
+        # kept in the instance's dict after the first look, it is a plain attribute then
+        # (issue #10).
         return self._dependency
 
     @overload
@@ -74,7 +78,8 @@ class Declarable:
     def __call__(self, connection: F) -> F: ...
 
     def __call__(self, connection: Any) -> Any:
-        if isinstance(connection, HTTPConnection):
+        # type() first: HTTPConnection is a Mapping, and an ABC check costs (issue #10).
+        if type(connection) in _CONNECTIONS or isinstance(connection, HTTPConnection):
             return self._dependency(connection)  # FastAPI awaits this coroutine
         if callable(connection):
             return self._decorate(connection)
