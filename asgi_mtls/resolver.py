@@ -395,7 +395,9 @@ class CertificateResolver:
         self, source: CertificateSource, presented: PresentedCertificate
     ) -> tuple[ClientIdentity, float]:
         verified = self.validator.validate(presented.leaf, presented.chain)
-        identity = build_identity(verified.chain, source=source.name, principal=self.principal)
+        identity = build_identity(
+            verified.chain, source=source.name, principal=self.principal, subject=verified.subject
+        )
         if self.roles is not None:
             identity = replace(identity, roles=self.roles.roles_for(identity))
         return identity, verified.expires_at.timestamp()

@@ -121,11 +121,11 @@ def test_a_validation_in_progress_keeps_its_snapshot(tmp_path, monkeypatch):
     real_check = validation_module.leaf_san_problem
     swapped = []
 
-    def swap_midway(leaf):
+    def swap_midway(leaf, subject=None):
         if not swapped:
             rewrite(pins, bob.fingerprint_sha256)
             swapped.append(validator.reload())
-        return real_check(leaf)
+        return real_check(leaf, subject)
 
     monkeypatch.setattr(validation_module, "leaf_san_problem", swap_midway)
     assert outcome(validator, alice.certificate) == "accepted"  # old pins, start to end

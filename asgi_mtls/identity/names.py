@@ -75,7 +75,7 @@ def check_name(value: object, what: str) -> str:
         for char in value:
             if unicodedata.category(char) in _INVISIBLE:
                 raise ValueError(f"invalid {what} {value!r}: invisible or control character")
-    elif any(char < " " or char == "\x7f" for char in value):
+    elif not value.isprintable():  # in ASCII: a C0 control character or DEL
         raise ValueError(f"invalid {what} {value!r}: control character")
     return value
 
@@ -111,7 +111,7 @@ def is_uri(value: str) -> bool:
     crafted to look like one (or to break the header a proxy writes it into)."""
     if not value.isascii() or not _SCHEME.match(value):
         return False
-    return all(char in _URI_CHARS for char in value) and not _PERCENT.search(value)
+    return _URI_CHARS.issuperset(value) and not _PERCENT.search(value)
 
 
 # -- SPIFFE ------------------------------------------------------------------------------------

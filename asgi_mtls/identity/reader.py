@@ -10,7 +10,6 @@ well formed, or a subject attribute with invisible characters, refuses the certi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from cryptography import x509
 
@@ -61,9 +60,14 @@ def _san_values(
 
 
 def build_identity(
-    chain: tuple[x509.Certificate, ...], *, source: str, principal: PrincipalStrategy
+    chain: tuple[x509.Certificate, ...],
+    *,
+    source: str,
+    principal: PrincipalStrategy,
+    subject: x509.Name | None = None,
 ) -> ClientIdentity:
-    """Read a validated chain (leaf first) into a :class:`ClientIdentity`.
+    """Read a validated chain (leaf first) into a :class:`ClientIdentity`; ``subject``: the
+    leaf's, if the caller parsed it already (``VerifiedChain.subject``).
 
     Raises ``CertificateRejected``: ``invalid_name`` when a DNS, URI or email SAN is not well
     formed for its kind (or a subject attribute holds invisible characters), ``malformed`` for
@@ -72,7 +76,7 @@ def build_identity(
     leaf = chain[0]
     attributes = tuple(
         (SHORT_NAMES.get(a.oid, a.oid.dotted_string), _attribute_text(a.value, a.oid))
-        for a in leaf.subject
+        for a in (leaf.subject if subject is None else subject)
     )
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -105,9 +109,13 @@ def build_identity(
         )
     if "\x00" in name.value:
         raise CertificateRejected(RejectionReason.MALFORMED, "principal contains NUL")
-    return replace(
-        identity,
-        principal=name.value,
-        principal_kind=name.kind,
-        groups=principal.groups(identity),
-    )
+    groups = principal.groups(identity)
+    # The identity is not shared yet: its principal is set in place rather than by
+    # dataclasses.replace, which builds the whole frozen dataclass a second time (issue #10:
+    # a new client costs its signatures).  What the strategy computed on the draft is dropped.
+    settle = object.__setattr__
+    settle(identity, "principal", name.value)
+    settle(identity, "principal_kind", name.kind)
+    settle(identity, "groups", groups)
+    identity.computed.clear()
+    return identity

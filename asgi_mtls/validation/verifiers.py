@@ -36,10 +36,11 @@ from asgi_mtls.validation.trust import TrustState
 __all__ = ["Verifiers", "leaf_san_problem"]
 
 
-def leaf_san_problem(leaf: x509.Certificate) -> str | None:
+def leaf_san_problem(leaf: x509.Certificate, subject: x509.Name | None = None) -> str | None:
     """RFC 5280 §4.2.1.6: when the subject is empty, the subjectAltName MUST be present and
-    critical.  Why ``leaf`` breaks that rule, or ``None``."""
-    if len(leaf.subject):
+    critical.  Why ``leaf`` breaks that rule, or ``None``.  ``subject``: the leaf's, if the
+    caller parsed it already."""
+    if len(leaf.subject if subject is None else subject):
         return None
     try:
         san = leaf.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
