@@ -9,6 +9,8 @@ one thing that differs:
 - ``bare``: no middleware at all;
 - ``passthrough``: a no-op pure ASGI middleware (:class:`PassThrough`), the least any
   middleware costs;
+- ``floor``: a middleware that adds one identity's scope keys, computed once, to a copy of
+  the scope (:class:`FixedAdditions`), the least any identity middleware costs;
 - ``starlette_auth``: Starlette's own ``AuthenticationMiddleware`` with a backend that does no
   work (:class:`TrivialBackend`), the comparison issue #10 asks to beat;
 - ``mtls``: ``MTLSMiddleware`` added with ``Middleware(...)`` / ``add_middleware``, the way
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException
@@ -47,6 +49,7 @@ from asgi_mtls.validation import CertificateInput
 from benchmarks.pki import PAYMENTS
 
 __all__ = [
+    "FixedAdditions",
     "PassThrough",
     "TrivialBackend",
     "fastapi_app",
@@ -69,6 +72,22 @@ class PassThrough:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
+
+
+class FixedAdditions:
+    """The least any identity middleware can do: add one identity's scope keys, computed
+    once, to a copy of each request's scope (the ASGI spec asks for the copy), without
+    looking at the request at all.  The floor of the hit-path rows."""
+
+    def __init__(self, app: ASGIApp, additions: Mapping[str, Any]) -> None:
+        self.app = app
+        self.additions = dict(additions)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" and scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        await self.app({**scope, **self.additions}, receive, send)
 
 
 class TrivialBackend(AuthenticationBackend):

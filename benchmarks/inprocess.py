@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Scope
 from asgi_mtls import MTLSMiddleware
 from asgi_mtls.authorization.routes import chain
 from asgi_mtls.events import LogListener
+from asgi_mtls.inject import anonymous_additions, scope_additions
 from asgi_mtls.prometheus import PrometheusListener
 from asgi_mtls.sources.tls import CONNECTION_EXTENSION
 from asgi_mtls.testing import asgi_tls_scope_extension, nginx_escaped_header
@@ -146,12 +147,23 @@ async def run_inprocess(
     fastapi_guarded = apps.fastapi_app(mtls)
     fastapi_trivial = apps.fastapi_app(mtls, dependency=apps.trivial_dependency)
 
+    # The floor: the client's (and an anonymous request's) scope additions, fixed.
+    await _expect(guarded, scopes.tls(), 200, account=42)  # builds the middleware stack
+    identity = _middleware_of(guarded).resolver.resolve(scopes.tls())
+    assert identity is not None
+    floor = apps.starlette_app(
+        [Middleware(apps.FixedAdditions, additions=scope_additions(identity))]
+    )
+    floor_anonymous = apps.starlette_app(
+        [Middleware(apps.FixedAdditions, additions=anonymous_additions())]
+    )
+
     # What each app must answer, checked once before any timing.
     for app in (guarded, trivially_guarded, fastapi_guarded, fastapi_trivial, proxied):
         await _expect(app, scopes.tls(PAYMENT), 200, payment="7")
         await _expect(app, scopes.anonymous(PAYMENT), 401)
     await _expect(proxied, scopes.nginx(PAYMENT), 200, payment="7")
-    for app in (bare, passthrough, starlette_auth, guarded, silent, prometheus, proxied):
+    for app in (bare, passthrough, starlette_auth, guarded, silent, prometheus, proxied, floor):
         await _expect(app, scopes.tls(), 200, account=42)
         await _expect(app, scopes.nginx(), 200, account=42)
         await _expect(app, scopes.anonymous(), 200, status="ok")
@@ -162,6 +174,7 @@ async def run_inprocess(
         [
             AsgiVariant("bare/tls", bare, scopes.tls),
             AsgiVariant("passthrough/tls", passthrough, scopes.tls),
+            AsgiVariant("floor/tls", floor, scopes.tls),
             AsgiVariant("starlette_auth/tls", starlette_auth, scopes.tls),
             AsgiVariant("mtls/tls", guarded, scopes.tls),
             AsgiVariant("proxied/tls", proxied, scopes.tls),
@@ -169,6 +182,7 @@ async def run_inprocess(
             AsgiVariant("mtls/nginx", proxied, scopes.nginx),
             AsgiVariant("bare/anonymous", bare, scopes.anonymous),
             AsgiVariant("mtls/anonymous", guarded, scopes.anonymous),
+            AsgiVariant("floor/anonymous", floor_anonymous, scopes.anonymous),
             AsgiVariant("require/tls", guarded, lambda: scopes.tls(PAYMENT)),
             AsgiVariant("trivial/tls", trivially_guarded, lambda: scopes.tls(PAYMENT)),
             AsgiVariant("silent/tls", silent, scopes.tls),
@@ -205,6 +219,9 @@ async def run_inprocess(
         {**starlette_times, **fastapi_times},
         tls_vs_bare=("throughput", "bare/tls", "mtls/tls"),
         tls_vs_passthrough=("throughput", "passthrough/tls", "mtls/tls"),
+        floor_vs_bare=("throughput", "bare/tls", "floor/tls"),
+        floor_vs_passthrough=("throughput", "passthrough/tls", "floor/tls"),
+        floor_anonymous_vs_bare=("throughput", "bare/anonymous", "floor/anonymous"),
         starlette_auth_vs_bare=("throughput", "bare/tls", "starlette_auth/tls"),
         tls_vs_starlette_auth=("throughput", "starlette_auth/tls", "mtls/tls"),
         nginx_vs_bare=("throughput", "bare/nginx", "mtls/nginx"),

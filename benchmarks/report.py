@@ -98,6 +98,24 @@ ROWS: tuple[RowSpec, ...] = (
         _at_least("tls_vs_passthrough", 0.97),
     ),
     RowSpec(
+        "floor_vs_bare",
+        "the floor: a middleware that adds one identity's scope keys, computed once, to a copy "
+        "of the scope, without looking at the request (the least any identity middleware "
+        "costs), vs bare",
+        "",
+        "measured",
+        "throughput",
+        lambda r: None,
+    ),
+    RowSpec(
+        "floor_vs_passthrough",
+        "the floor vs the app behind a no-op pure ASGI middleware",
+        "",
+        "measured",
+        "throughput",
+        lambda r: None,
+    ),
+    RowSpec(
         "starlette_auth_vs_bare",
         "Starlette's own `AuthenticationMiddleware` with a trivial backend, vs bare "
         "(for comparison)",
@@ -146,6 +164,15 @@ ROWS: tuple[RowSpec, ...] = (
         "≥ 0.97",
         "throughput",
         _at_least("anonymous_vs_bare", 0.97),
+    ),
+    RowSpec(
+        "floor_anonymous_vs_bare",
+        "the floor for an anonymous request (the anonymous scope keys added to a copy of the "
+        "scope) vs bare",
+        "",
+        "measured",
+        "throughput",
+        lambda r: None,
     ),
     RowSpec(
         "log_listener_vs_none",
