@@ -17,14 +17,15 @@ reported by the protocol classes themselves (:mod:`asgi_mtls.uvicorn`), which ca
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping
 from typing import Any, Final
 
+from asgi_mtls.log import get_logger
+
 __all__ = ["PROTOCOL_FLAGS", "hint_for_refusal", "warn_once"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger("config")  # configuration warnings, beside the listener's
 
 #: The uvicorn flags that make it pass the client certificate and the transport peer.
 PROTOCOL_FLAGS: Final = (

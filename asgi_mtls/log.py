@@ -23,10 +23,16 @@ import logging
 import sys
 from typing import Final
 
-__all__ = ["LOGGER_NAME", "FallbackHandler", "install"]
+__all__ = ["LOGGER_NAME", "FallbackHandler", "get_logger", "install"]
 
 #: The logger every asgi-mtls module logs to (or a child of it).
 LOGGER_NAME: Final = "asgi_mtls"
+
+
+def get_logger(child: str | None = None) -> logging.Logger:
+    """The ``asgi_mtls`` logger, or its ``child`` (``"config"``: ``asgi_mtls.config``): the
+    one way modules of this package name their logger."""
+    return logging.getLogger(LOGGER_NAME if child is None else f"{LOGGER_NAME}.{child}")
 
 
 class FallbackHandler(logging.Handler):

@@ -11,7 +11,6 @@ One identity per request: two sources presenting certificates is ``conflicting_s
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -22,6 +21,7 @@ from asgi_mtls.authorization.roles import RoleMap
 from asgi_mtls.cache import OutcomeCache, key_size
 from asgi_mtls.errors import CertificateRejected, Rejection, RejectionReason
 from asgi_mtls.identity import ClientIdentity, PrincipalStrategy, build_identity
+from asgi_mtls.log import get_logger
 from asgi_mtls.sources import (
     CertificateSource,
     HeaderSource,
@@ -36,7 +36,7 @@ from asgi_mtls.validation import CertificateValidator
 
 __all__ = ["NEGATIVE_TTL", "POSITIVE_TTL", "CertificateResolver"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 #: How long a rejection is remembered (seconds): a client retrying a bad certificate costs a
 #: lookup, and a fixed clock or trust problem is noticed within this time.

@@ -24,7 +24,6 @@ error and becomes a :class:`MisconfiguredApp`:
 
 from __future__ import annotations
 
-import logging
 import sys
 from types import FrameType
 from typing import Final
@@ -33,11 +32,12 @@ from starlette.types import Receive, Scope, Send
 
 from asgi_mtls import errors
 from asgi_mtls.events.dispatch import default_bus
+from asgi_mtls.log import get_logger
 from asgi_mtls.sources import transport_peer
 
 __all__ = ["MisconfiguredApp", "as_configuration_error", "built_by_starlette"]
 
-logger = logging.getLogger("asgi_mtls.config")
+logger = get_logger("config")
 
 #: How many frames up from the middleware's ``__init__`` Starlette's builder may be
 #: (the constructor, a subclass's, a decorator's wrapper).

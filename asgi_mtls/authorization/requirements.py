@@ -30,7 +30,6 @@ exception is logged; it never allows, even under ``~`` (negation).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -57,6 +56,7 @@ from asgi_mtls.identity.names import (
     parse_trust_domain,
 )
 from asgi_mtls.inject import get_client_identity
+from asgi_mtls.log import get_logger
 
 __all__ = [
     "PUBLIC",
@@ -76,7 +76,7 @@ __all__ = [
     "require_client",
 ]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 
 class _Denied(Exception):

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import ssl
 import time
 from typing import TYPE_CHECKING, Any
+
+from asgi_mtls.log import get_logger
 
 if TYPE_CHECKING:
     import uvicorn as _uvicorn
 
 __all__ = ["RELOAD_ATTRIBUTE", "RELOAD_INTERVAL", "CertificateReloader"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 #: How often (seconds, at most once per handshake) the TLS files are checked for changes.
 RELOAD_INTERVAL = 1.0

@@ -15,12 +15,13 @@ these types).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, Literal, TypeVar
+
+from asgi_mtls.log import get_logger
 
 __all__ = [
     "Notices",
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 #: Where a failing listener is reported (never through the listeners themselves).
-listener_logger = logging.getLogger("asgi_mtls.listeners")
+listener_logger = get_logger("listeners")
 
 #: A failing listener is reported with its traceback once, then at most this often (seconds).
 FAILURE_REPORT_INTERVAL: Final = 60.0

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from asgi_mtls.log import get_logger
 from asgi_mtls.validation.notices import (
     Notices,
     TrustReloaded,
@@ -35,7 +35,7 @@ from asgi_mtls.validation.trust import TrustSource, TrustState
 
 __all__ = ["TrustKeeper"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 Snapshot = TypeVar("Snapshot")
 

@@ -12,13 +12,13 @@ per load.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cryptography import x509
 
 from asgi_mtls.errors import CertificateRejected
+from asgi_mtls.log import get_logger
 from asgi_mtls.validation.constraints import name_constraints
 from asgi_mtls.validation.paths import MAX_PATH_CANDIDATES, worst_case_search
 from asgi_mtls.validation.policy import CertificatePolicy, describe_certificate
@@ -27,7 +27,7 @@ from asgi_mtls.validation.trust_checks import unusable_certificates
 
 __all__ = ["Snapshot"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 
 @dataclass(frozen=True, slots=True)

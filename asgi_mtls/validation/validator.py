@@ -48,7 +48,6 @@ dropped before they are parsed (:mod:`~asgi_mtls.validation.paths`).  Module map
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -57,6 +56,7 @@ from cryptography import x509
 from cryptography.x509.verification import VerificationError
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.log import get_logger
 from asgi_mtls.validation.constraints import check_name_constraints
 from asgi_mtls.validation.explain import untrusted_detail
 from asgi_mtls.validation.leaf import LeafChecks
@@ -83,7 +83,7 @@ from asgi_mtls.validation.verifiers import Verifiers, leaf_san_problem
 
 __all__ = ["CertificateInput", "CertificateValidator", "VerifiedChain", "load_certificates"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 #: Upper bound on certificates accepted as path-building hints from one request.
 MAX_PRESENTED_CHAIN = 8

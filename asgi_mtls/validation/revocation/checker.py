@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from asgi_mtls.log import get_logger
 from asgi_mtls.validation.revocation import ocsp
 from asgi_mtls.validation.revocation.common import utcnow
 from asgi_mtls.validation.revocation.crl import (
@@ -60,7 +60,7 @@ from asgi_mtls.validation.trust import certificate_sha256
 
 __all__ = ["RevocationChecker", "RevocationPolicy", "RevocationResult"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 
 def _policy(value: RevocationPolicy | str) -> RevocationPolicy:

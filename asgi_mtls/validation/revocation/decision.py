@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,6 +19,7 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
+from asgi_mtls.log import get_logger
 from asgi_mtls.validation.revocation.common import THIS_UPDATE_TOLERANCE
 from asgi_mtls.validation.revocation.crl import CrlRecord, crl_covers, distribution_point_names
 from asgi_mtls.validation.revocation.ocsp import OcspAnswer
@@ -35,7 +35,7 @@ __all__ = [
     "ocsp_verdict",
 ]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 
 class RevocationPolicy(enum.StrEnum):

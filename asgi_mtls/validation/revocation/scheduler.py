@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from asgi_mtls.log import get_logger
 from asgi_mtls.validation.notices import Notices, RevocationFetchFailed, ValidationNotice
 
 __all__ = ["FetchScheduler", "Job"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 #: A fetch: a coroutine factory, called once per attempt.
 Job = Callable[[], Coroutine[Any, Any, None]]

@@ -10,7 +10,6 @@ refused as unknown (hard-fail).
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509 import ocsp
 
+from asgi_mtls.log import get_logger
 from asgi_mtls.validation import notices
 from asgi_mtls.validation.revocation.common import utcnow
 from asgi_mtls.validation.revocation.crl import CrlRecord, crl_signed_by, parse_crl_data
@@ -27,7 +27,7 @@ from asgi_mtls.validation.trust import FileStamp, certificate_sha256, file_stamp
 
 __all__ = ["OcspKey", "OcspTarget", "RevocationState"]
 
-logger = logging.getLogger("asgi_mtls")
+logger = get_logger()
 
 #: An OCSP answer's key: SHA-256 of the issuer certificate, and the serial number.
 OcspKey = tuple[bytes, int]
