@@ -169,3 +169,14 @@ def test_an_optional_certificate_not_given_is_anonymous(pki, pki_files, tmp_path
         assert seen["tls"] == {"tls_version": 0x0304, "client_cert_name": ""}
         assert public.json() == {"ok": True, "user": None}
         assert (missing.status_code, missing.json()["reason"]) == (401, "missing")
+
+
+@pytest.mark.parametrize(("name", "cn"), [("no_eku", "no-eku"), ("ca_as_client", "sneaky-ca")])
+def test_what_the_handshake_lets_through_a_name_cannot_refuse(pki, pki_files, pyvoy, name, cn):
+    """The weaker guarantee, measured: BoringSSL accepts a certificate without the clientAuth
+    EKU and a CA certificate as a client; with the certificate the middleware refuses both
+    (``wrong_usage``), with only their names it cannot tell."""
+    with client(pki_files, getattr(pki, name)) as http:
+        response = http.get(pyvoy + "/optin/whoami")
+    assert response.status_code == 200, response.text
+    assert (response.json()["principal"], response.json()["verified_by"]) == (cn, "server")
