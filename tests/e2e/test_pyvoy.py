@@ -25,6 +25,7 @@ from asgi_mtls.identity import build_identity, resolve_principal_strategy
 from asgi_mtls.sources.headers.envoy_subject import envoy_subject
 from tests.test_server_verified_name import _subjects, name_identity
 
+from .clients import https_client as client
 from .clients import websocket_first_json, websocket_rejection_status
 from .conftest import PKIFiles, pyvoy_binary
 from .proxies import free_port, run_foreground
@@ -62,12 +63,6 @@ def _serve(pki_files: PKIFiles, workdir: Path, *extra: str) -> Iterator[str]:
 def pyvoy(pki, pki_files, tmp_path_factory) -> Iterator[str]:
     with _serve(pki_files, tmp_path_factory.mktemp("pyvoy")) as url:
         yield url
-
-
-def client(pki_files: PKIFiles, cert=None, *, http2: bool = False) -> httpx.Client:
-    return httpx.Client(
-        verify=pki_files.client_context(cert), http2=http2, http1=not http2, timeout=10
-    )
 
 
 @pytest.mark.parametrize("http2", [False, True], ids=["HTTP/1.1", "HTTP/2"])
