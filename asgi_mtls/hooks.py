@@ -115,11 +115,16 @@ class PendingIdentity(CertificateRejected):
 
 
 def _same_certificate(answer: object, identity: ClientIdentity) -> bool:
+    """Whether the hook's ``answer`` is an identity of the same certificate (for a
+    server-verified name, issue #12: of the same name, which ``__post_init__`` keeps free of
+    a certificate, SANs and principals of other kinds)."""
     return (
         isinstance(answer, ClientIdentity)
         and answer.certificate == identity.certificate
         and answer.chain == identity.chain
         and answer.source == identity.source
+        and answer.verified_by == identity.verified_by
+        and answer.server_subject == identity.server_subject
     )
 
 

@@ -69,6 +69,7 @@ from asgi_mtls.sources import (
     TrustedProxies,
     transport_peer,
 )
+from asgi_mtls.sources.verified_name import name_source_warning
 from asgi_mtls.startup import MisconfiguredApp, as_configuration_error, built_by_starlette
 from asgi_mtls.validation import CertificateInput, CertificateValidator
 
@@ -123,7 +124,10 @@ class MTLSMiddleware:
     :param sources: certificate sources, in order.  Default: the ASGI ``tls`` extension and
         nginx's header (``HeaderSource("nginx")``, believed only from ``trusted_proxies``; from
         anyone else it is refused as ``untrusted_proxy``).  Another proxy, or other header
-        names: ``sources=[TLSExtensionSource(), HeaderSource("envoy")]``.
+        names: ``sources=[TLSExtensionSource(), HeaderSource("envoy")]``.  A server that
+        reports only the subject name of the client certificate (pyvoy): add
+        :class:`~asgi_mtls.sources.ServerVerifiedNameSource`, the explicit opt-in to that
+        weaker identity (issue #12; logged as a warning at startup).
     :param principal: a strategy name (``"default"``, ``"spiffe"``, ``"uri"``, ``"dns"``,
         ``"email"``, ``"cn"``, ``"subject"``, ``"fingerprint"``, ``"kubernetes"``,
         ``"envoy"``) or a callable (see :mod:`asgi_mtls.identity.principals`).
@@ -206,6 +210,9 @@ class MTLSMiddleware:
             raise ConfigurationError(
                 f"sources: certificate source names must be unique, got {names}"
             )
+        # Issue #12: a server-verified name is opt-in, needs the tls extension beside it (a
+        # certificate the server gives is always validated) and is said once, at startup.
+        name_warning = name_source_warning(sources)
         if on_untrusted_header not in ("reject", "ignore"):
             raise ConfigurationError("on_untrusted_header must be 'reject' or 'ignore'")
         cache: OutcomeCache[Any] = OutcomeCache(cache_size, cache_bytes, clock=clock)
@@ -220,6 +227,8 @@ class MTLSMiddleware:
             clock=clock,
         )
         self.events, self.hooks = observers.events, observers.hooks
+        if name_warning is not None:
+            observers.bus.emit(ConfigurationWarning("sources", name_warning))
         if trusted_proxies and not any(source.requires_trusted_proxy for source in sources):
             observers.bus.emit(
                 ConfigurationWarning(

@@ -72,7 +72,10 @@ class ExpiryWatch:
         self._warned: set[bytes] = set()
 
     def check(self, identity: ClientIdentity) -> CertificateExpiring | None:
-        """The event for ``identity`` if it is due and not said before, else ``None``."""
+        """The event for ``identity`` if it is due and not said before, else ``None`` (always
+        for a server-verified name, which has no validity to watch: issue #12)."""
+        if identity.certificate is None:
+            return None
         not_after = identity.not_after
         now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         remaining = not_after - now

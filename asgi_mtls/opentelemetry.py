@@ -25,7 +25,11 @@ attribute                      value
 ``tls.client.not_after``       notAfter, same format
 ``user.id``                    the principal
 ``user.roles``                 the roles the role map granted (sorted)
+``asgi_mtls.verified_by``      ``certificate``, or ``server`` for a server-verified name
 =============================  ===========================================================
+
+A server-verified name (issue #12) has a subject and no certificate: its span gets the
+subject, ``user.*`` and ``asgi_mtls.verified_by = "server"``, and no issuer, hash or validity.
 
 built once per identity and reused by every request of the certificate.  A refusal adds a
 span event ``asgi_mtls.refusal`` with ``error.type`` set to the reason code (and
@@ -55,15 +59,16 @@ def _timestamp(moment: dt.datetime) -> str:
 
 def span_attributes(identity: ClientIdentity) -> dict[str, Any]:
     """The span attributes of ``identity`` (see the module docstring)."""
-    return {
-        "tls.client.subject": identity.subject,
-        "tls.client.issuer": identity.issuer,
-        "tls.client.hash.sha256": identity.fingerprint_sha256.upper(),
-        "tls.client.not_before": _timestamp(identity.not_before),
-        "tls.client.not_after": _timestamp(identity.not_after),
-        "user.id": identity.principal,
-        "user.roles": sorted(identity.roles),
-    }
+    attributes: dict[str, Any] = {"tls.client.subject": identity.subject}
+    if identity.certificate is not None:
+        attributes["tls.client.issuer"] = identity.issuer
+        attributes["tls.client.hash.sha256"] = identity.fingerprint_sha256.upper()
+        attributes["tls.client.not_before"] = _timestamp(identity.not_before)
+        attributes["tls.client.not_after"] = _timestamp(identity.not_after)
+    attributes["user.id"] = identity.principal
+    attributes["user.roles"] = sorted(identity.roles)
+    attributes["asgi_mtls.verified_by"] = identity.verified_by
+    return attributes
 
 
 class OpenTelemetryListener:

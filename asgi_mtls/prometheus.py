@@ -215,7 +215,8 @@ class PrometheusListener:
         elif kind is kinds.CertificateValidated:
             assert isinstance(event, kinds.CertificateValidated)
             self.validation.observe(event.seconds)
-            if event.identity is not None:
+            # A server-verified name has no notAfter (issue #12): not in the histogram.
+            if event.identity is not None and event.identity.certificate is not None:
                 remaining = event.identity.not_after.timestamp() - time.time()
                 self.expiry.observe(max(remaining, 0.0))
         elif kind is kinds.CertificateExpiring:

@@ -7,6 +7,12 @@ miss it decodes them (``decode``), validates the certificate and maps it to a
 source, the validator or the principal strategy raises becomes a typed rejection
 (``source_error``, ``validation_error``), never a 500 and never an anonymous pass (issue #8).
 One identity per request: two sources presenting certificates is ``conflicting_sources``.
+
+A server-verified name (:class:`~asgi_mtls.sources.ServerVerifiedNameSource`, the opt-in of
+issue #12) takes the same path with no validation: the source reads the connection like the
+``tls`` extension (per-connection memo, hidden on a trusted proxy's hop), is asked before it so
+that a name without a certificate is its to judge, and its outcome is cached under its own
+name like any other; the identity it gives conflicts with a header's like a certificate's.
 """
 
 from __future__ import annotations
@@ -21,17 +27,19 @@ from asgi_mtls.authorization.roles import RoleMap
 from asgi_mtls.cache import OutcomeCache, key_size
 from asgi_mtls.errors import CertificateRejected, Rejection, RejectionReason
 from asgi_mtls.identity import ClientIdentity, PrincipalStrategy, build_identity
+from asgi_mtls.identity.reader import build_name_identity
 from asgi_mtls.log import get_logger
 from asgi_mtls.sources import (
     CertificateSource,
     HeaderSource,
+    ServerVerifiedNameSource,
     TLSExtensionSource,
     TrustedProxies,
     transport_peer,
 )
 from asgi_mtls.sources.proxies import ProxyHops
 from asgi_mtls.sources.tls import CONNECTION_EXTENSION
-from asgi_mtls.sources.types import PresentedCertificate, RawValues
+from asgi_mtls.sources.types import PresentedCertificate, PresentedName, RawValues
 from asgi_mtls.validation import CertificateValidator
 
 __all__ = ["NEGATIVE_TTL", "POSITIVE_TTL", "CertificateResolver"]
@@ -100,6 +108,9 @@ _TAIL: Final = 64
 #: identities are the cache's own).
 _RECENT_ENTRIES: Final = 1024
 _RECENT_BYTES: Final = 4 * 1024 * 1024
+#: The sources that read the connection itself rather than a header: a server-verified name
+#: (issue #12) and the ``tls`` extension, asked in this order.
+_CONNECTION_SOURCES: Final = (ServerVerifiedNameSource, TLSExtensionSource)
 
 
 def _failure(reason: RejectionReason, what: str, exc: Exception) -> Rejection:
@@ -147,16 +158,20 @@ class CertificateResolver:
             for position, source in enumerate(
                 source
                 for source in self.sources
-                if not isinstance(source, TLSExtensionSource)
+                if not isinstance(source, _CONNECTION_SOURCES)
                 and (not source.requires_trusted_proxy or self._proxies_of(source))
             )
         )
         #: The sources that read the connection itself (the tls extension): their outcome is
         #: the same for every request of a connection, so a server that offers a
         #: per-connection memo (``asgi_mtls.uvicorn``: :data:`CONNECTION_EXTENSION`) lets a
-        #: keep-alive request skip them (issue #10).
+        #: keep-alive request skip them (issue #10).  A server-verified name first: it reads
+        #: only a name without a certificate, which the tls extension would refuse (issue #12).
         self._connection_sources = tuple(
-            source for source in self.sources if isinstance(source, TLSExtensionSource)
+            source
+            for kind in _CONNECTION_SOURCES
+            for source in self.sources
+            if isinstance(source, kind)
         )
         self._unfed = tuple(
             source
@@ -382,22 +397,35 @@ class CertificateResolver:
         if presented is None:
             return NO_CERTIFICATE, now + POSITIVE_TTL, 0
         try:
-            identity, expires_at = self._identify(source, presented)
+            identity, expires_at, size = self._identify(source, presented, now)
         except CertificateRejected as exc:
             return exc.rejection, now + NEGATIVE_TTL, len(exc.log_detail)
         except Exception as exc:  # fail closed: any validator fault is a rejection
             rejection = _failure(RejectionReason.VALIDATION_ERROR, "certificate validation", exc)
             return rejection, now + NEGATIVE_TTL, len(rejection.detail)
-        size = IDENTITY_OVERHEAD + 3 * (len(presented.leaf) + sum(map(len, presented.chain)))
         return identity, min(expires_at, now + POSITIVE_TTL), size
 
     def _identify(
-        self, source: CertificateSource, presented: PresentedCertificate
-    ) -> tuple[ClientIdentity, float]:
-        verified = self.validator.validate(presented.leaf, presented.chain)
-        identity = build_identity(
-            verified.chain, source=source.name, principal=self.principal, subject=verified.subject
-        )
+        self, source: CertificateSource, presented: PresentedCertificate | PresentedName, now: float
+    ) -> tuple[ClientIdentity, float, int]:
+        """The identity, until when it holds, and the bytes it holds."""
+        if isinstance(presented, PresentedName):
+            # Issue #12: nothing to validate, the server's word only; no notAfter bounds it.
+            identity = build_name_identity(
+                presented.name, source=source.name, principal=self.principal
+            )
+            expires_at = now + POSITIVE_TTL
+            size = IDENTITY_OVERHEAD + 4 * len(presented.text)
+        else:
+            verified = self.validator.validate(presented.leaf, presented.chain)
+            identity = build_identity(
+                verified.chain,
+                source=source.name,
+                principal=self.principal,
+                subject=verified.subject,
+            )
+            expires_at = verified.expires_at.timestamp()
+            size = IDENTITY_OVERHEAD + 3 * (len(presented.leaf) + sum(map(len, presented.chain)))
         if self.roles is not None:
             identity = replace(identity, roles=self.roles.roles_for(identity))
-        return identity, verified.expires_at.timestamp()
+        return identity, expires_at, size

@@ -21,12 +21,14 @@ REPORTS = "spiffe://bank.example/reports"
 def describe(identity: ClientIdentity | None) -> dict[str, Any]:
     if identity is None:
         return {"principal": None}
+    certificate = identity.certificate is not None  # None: a server-verified name (issue #12)
     return {
         "principal": identity.principal,
-        "fingerprint": identity.fingerprint_sha256,
+        "fingerprint": identity.fingerprint_sha256 if certificate else None,
         "source": identity.source,
         "subject": identity.subject,
-        "issuer": identity.issuer,
+        "issuer": identity.issuer if certificate else None,
+        "verified_by": identity.verified_by,
     }
 
 

@@ -1,6 +1,7 @@
 """The shapes of the ASGI ``tls`` extension servers fill (issue #12): a list or a tuple (anycorn)
 of PEM strings or DER bytes, a DER ``client_cert`` without a chain (uvicorn's open pull
-requests), and a ``client_cert_name`` alone (pyvoy), which never becomes an identity."""
+requests), and a ``client_cert_name`` alone (pyvoy), which never becomes an identity unless the
+app opts in with ``ServerVerifiedNameSource`` (issue #12: tests/test_server_verified_name.py)."""
 
 from __future__ import annotations
 

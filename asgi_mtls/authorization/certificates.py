@@ -3,6 +3,10 @@ public key, compared by the rules of :mod:`~asgi_mtls.authorization.matchers`::
 
     sre = subject_attribute("OU", "SRE") & issuer("CN=Corp Issuing CA,O=Corp")
     pinned = spki_pin("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
+
+``subject_attribute`` reads the subject, so it may match a server-verified name (issue #12);
+``issuer``, ``fingerprint`` and ``spki_pin`` read what only a certificate holds, and never
+match one (``identity.certificate is None``: nothing to compare, not an error).
 """
 
 from __future__ import annotations
@@ -59,7 +63,9 @@ class _Issuer(Requirement):
         self.keys = frozenset(_name_key(name) for name in names)
 
     def _matches(self, identity: ClientIdentity) -> bool:
-        return _name_key(identity.certificate.issuer) in self.keys
+        certificate = identity.certificate
+        # A server-verified name (issue #12): the issuer is unknown, so no issuer matches.
+        return certificate is not None and _name_key(certificate.issuer) in self.keys
 
     def describe(self) -> str:
         return "issuer " + " or ".join(name.rfc4514_string() for name in self.names)
@@ -108,8 +114,8 @@ def _digests(values: tuple[str, ...], what: str) -> frozenset[str]:
     return frozenset(digests)
 
 
-def _fingerprint(identity: ClientIdentity) -> tuple[str]:
-    return (identity.fingerprint_sha256,)
+def _fingerprint(identity: ClientIdentity) -> tuple[str, ...]:
+    return () if identity.certificate is None else (identity.fingerprint_sha256,)
 
 
 def fingerprint(*digests: str) -> Requirement:
@@ -129,8 +135,8 @@ class _SpkiPin(ValueIn):
         return "public key pin in " + ", ".join(pins)
 
 
-def _spki(identity: ClientIdentity) -> tuple[str]:
-    return (identity.spki_sha256,)
+def _spki(identity: ClientIdentity) -> tuple[str, ...]:
+    return () if identity.certificate is None else (identity.spki_sha256,)
 
 
 def spki_pin(*pins: str) -> Requirement:

@@ -20,6 +20,10 @@ dependency.  A refusal is 401 with the OAuth error ``invalid_token`` and the
 ``token_not_bound`` when binding is required and the token has no ``cnf.x5t#S256``,
 ``token_binding_mismatch`` when it names another certificate or the request presented none.
 The thumbprints are compared in constant time (:func:`hmac.compare_digest`).
+
+A server-verified name (``ClientIdentity.verified_by == "server"``, issue #12) has no
+certificate, so no token can be bound to it: a token with a confirmation is
+``token_binding_mismatch`` there, whatever thumbprint it carries (an empty one included).
 """
 
 from __future__ import annotations
@@ -60,7 +64,9 @@ def token_thumbprint(claims: Mapping[str, Any]) -> str | None:
 
 
 def _matches(expected: str, presented: str) -> bool:
-    """Constant-time comparison of two thumbprints; non-ASCII text matches nothing."""
+    """Constant-time comparison of two thumbprints; empty or non-ASCII text matches nothing."""
+    if not expected or not presented:
+        return False
     try:
         return hmac.compare_digest(expected.encode("ascii"), presented.encode("ascii"))
     except UnicodeEncodeError:
@@ -105,6 +111,15 @@ def check_token_binding(
             "a certificate-bound access token on a request without a client certificate",
             where=WHERE,
             requirement=_REQUIREMENT,
+        )
+    if identity.certificate is None:
+        raise Denied(
+            RejectionReason.TOKEN_BINDING_MISMATCH,
+            "a certificate-bound access token on a server-verified name (issue #12): there is "
+            "no certificate to bind it to",
+            where=WHERE,
+            requirement=_REQUIREMENT,
+            identity=identity,
         )
     if not _matches(identity.x5t_s256, thumbprint):
         raise Denied(

@@ -11,6 +11,8 @@ Rejected, Forbidden         ``asgi_mtls.auth``  WARNING  ``client certificate re
 WouldDeny                   ``asgi_mtls.auth``  WARNING  ``dry run: would refuse: ...``
 UntrustedHeader             ``asgi_mtls.auth``  INFO     ``untrusted certificate header ...``
 CertificateValidated        ``asgi_mtls.auth``  DEBUG    ``client certificate accepted: ...``
+                                                         (``server-verified name accepted:
+                                                         ...`` for one, issue #12)
 CertificateExpiring         ``asgi_mtls.expiry``  WARNING  ``client certificate expires ...``
 IdentityHookFailed          ``asgi_mtls.hooks``  ERROR   with the traceback
 ConfigurationWarning        ``asgi_mtls.config``  WARNING  the message
@@ -31,6 +33,7 @@ from typing import Any, Final
 
 from asgi_mtls.diagnostics import hint_for_refusal
 from asgi_mtls.events import types as kinds
+from asgi_mtls.identity import ClientIdentity
 from asgi_mtls.validation.notices import ValidationNotice
 
 __all__ = ["LOGGERS", "LogListener"]
@@ -106,6 +109,9 @@ class LogListener:
         elif isinstance(event, kinds.CertificateValidated):
             if event.identity is not None and self.auth.isEnabledFor(logging.DEBUG):
                 identity = event.identity
+                if identity.certificate is None:
+                    self._server_verified(identity, event.source)
+                    return
                 self.auth.debug(
                     "client certificate accepted: principal=%r source=%s fingerprint=%s "
                     "validation_ms=%.2f",
@@ -153,6 +159,24 @@ class LogListener:
             self.config.warning(
                 "%s", event.message, extra={"event": "configuration", "option": event.option}
             )
+
+    def _server_verified(self, identity: ClientIdentity, source: str) -> None:
+        """A server-verified name (issue #12) said as what it is: no certificate, no
+        fingerprint, nothing asgi-mtls validated."""
+        self.auth.debug(
+            "server-verified name accepted (no certificate; not validated by asgi-mtls): "
+            "principal=%r source=%s subject=%r verified_by=server",
+            identity.principal,
+            source,
+            identity.subject,
+            extra={
+                "event": "validated",
+                "principal": identity.principal,
+                "source": source,
+                "subject": identity.subject,
+                "verified_by": "server",
+            },
+        )
 
     def _refusal(self, event: kinds.Rejected | kinds.Forbidden) -> None:
         scope = event.scope

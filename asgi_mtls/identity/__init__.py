@@ -8,7 +8,7 @@ kind), :mod:`~asgi_mtls.identity.principals` (which name is the principal) and
 
 from __future__ import annotations
 
-from asgi_mtls.identity.identity import ClientIdentity
+from asgi_mtls.identity.identity import ClientIdentity, NoCertificateError, VerifiedBy
 from asgi_mtls.identity.names import NameKind, Principal, SpiffeId, parse_spiffe_id
 from asgi_mtls.identity.principals import (
     PrincipalMapper,
@@ -21,11 +21,13 @@ from asgi_mtls.identity.reader import build_identity
 __all__ = [
     "ClientIdentity",
     "NameKind",
+    "NoCertificateError",
     "Principal",
     "PrincipalMapper",
     "PrincipalStrategy",
     "SpiffeId",
     "StrategyName",
+    "VerifiedBy",
     "build_identity",
     "parse_spiffe_id",
     "resolve_principal_strategy",

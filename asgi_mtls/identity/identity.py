@@ -1,4 +1,5 @@
-"""ClientIdentity: a client proven by a validated certificate.
+"""ClientIdentity: a client proven by a validated certificate, or (opt-in, issue #12) by the
+subject name the ASGI server says it verified.
 
 Names are read as parsed X.509 values (subject attributes, subjectAltName entries), never by
 pattern-matching a DN string, and each is checked for its kind before it is used
@@ -10,6 +11,17 @@ What a requirement needs (the principal and its kind, the SANs, the SPIFFE ID) i
 identity is built; display strings and digests (``subject``, ``issuer``, fingerprints, validity)
 are computed on first use and kept (issue #10: a new client costs its signatures, not its
 formatting).
+
+A *server-verified name* (``verified_by == "server"``, issue #12) is the weaker kind: the ASGI
+server reported the RFC 4514 subject of a client certificate it verified (``client_cert_name``
+without ``client_cert_chain``: pyvoy) and asgi-mtls, holding no certificate, validated
+nothing.  Such an identity has a subject and nothing else: ``certificate`` is ``None``, the
+chain and the SANs are empty, there is no SPIFFE ID, and the principal is a CN or the subject.
+The class enforces that shape when any identity is built (``__post_init__``), so no code path,
+an identity hook's ``dataclasses.replace`` included, can give it a SAN, a SPIFFE ID or a
+principal of another kind.  What the certificate alone knows (issuer, digests, serial,
+validity) raises :class:`NoCertificateError` there; the library's own readers check
+``identity.certificate is None`` first.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -32,7 +44,7 @@ from asgi_mtls.identity.names import (
     SpiffeId,
 )
 
-__all__ = ["SHORT_NAMES", "ClientIdentity"]
+__all__ = ["SHORT_NAMES", "ClientIdentity", "NoCertificateError", "VerifiedBy"]
 
 #: Subject attribute short names (as ``ClientIdentity.subject_attributes`` spells them).
 SHORT_NAMES: Final[dict[x509.ObjectIdentifier, str]] = {
@@ -52,10 +64,25 @@ SHORT_NAMES: Final[dict[x509.ObjectIdentifier, str]] = {
 _T = TypeVar("_T")
 _NO_EXTRA: Final[Mapping[str, Any]] = MappingProxyType({})
 
+#: How an identity was proven (issue #12): ``"certificate"``, asgi-mtls validated the client
+#: certificate itself against ``trust=`` (path, key policy, revocation, names); ``"server"``,
+#: only the ASGI server's word: the subject name of a certificate it says it verified, which
+#: asgi-mtls never saw (:class:`~asgi_mtls.sources.ServerVerifiedNameSource`).
+VerifiedBy = Literal["certificate", "server"]
+#: The principal kinds a server-verified name may have: it has a subject and nothing else.
+_NAME_ONLY_KINDS: Final = frozenset({NameKind.CN, NameKind.SUBJECT})
+
+
+class NoCertificateError(LookupError):
+    """What only a certificate knows (issuer, digests, serial, validity), asked of a
+    server-verified name (``verified_by == "server"``, issue #12), which has none."""
+
 
 @dataclass(frozen=True, slots=True)
 class ClientIdentity:
-    """A client proven by a validated certificate.  Immutable; safe to cache and share.
+    """A client proven by a validated certificate (or, opt-in, by a server-verified subject
+    name: ``verified_by == "server"``, see the module docstring).  Immutable; safe to cache
+    and share.
 
     ``principal`` is the client's name and ``principal_kind`` the field it came from
     (:class:`~asgi_mtls.identity.names.NameKind`): requirements compare both.  ``subject``
@@ -67,12 +94,15 @@ class ClientIdentity:
     role names the middleware's role map granted, computed once per certificate.  ``extra``
     holds what the app's identity hook attached (tenant, account; see
     :meth:`with_extra` and :mod:`asgi_mtls.hooks`), read-only, not compared.
+    ``verified_by`` says how the client was proven (:data:`VerifiedBy`); ``server_subject``
+    is the parsed subject name of a server-verified name (``None`` for a certificate).
     """
 
     principal: str
     principal_kind: NameKind
     source: str
-    certificate: x509.Certificate = field(repr=False)
+    #: The validated leaf; ``None`` for a server-verified name (issue #12).
+    certificate: x509.Certificate | None = field(repr=False)
     chain: tuple[x509.Certificate, ...] = field(repr=False)
     subject_attributes: tuple[tuple[str, str], ...]
     dns_names: tuple[str, ...]
@@ -83,10 +113,51 @@ class ClientIdentity:
     groups: tuple[str, ...] = ()
     roles: frozenset[str] = frozenset()
     extra: Mapping[str, Any] = field(default_factory=lambda: _NO_EXTRA, compare=False)
+    verified_by: VerifiedBy = "certificate"
+    server_subject: x509.Name | None = field(default=None, repr=False)
     #: Values computed from the identity on first use (:meth:`memo`); read-only for others.
     computed: dict[object, object] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+
+    def __post_init__(self) -> None:
+        """Refuse an identity of neither shape (issue #12): a certificate with no server
+        subject, or a server subject with nothing a certificate alone could give."""
+        if self.verified_by == "certificate":
+            if self.certificate is None or self.server_subject is not None:
+                raise ValueError("a certificate identity needs its certificate, and no server name")
+        elif self.verified_by == "server":
+            if (
+                self.certificate is not None
+                or self.chain
+                or self.server_subject is None
+                or self.dns_names
+                or self.uris
+                or self.emails
+                or self.ip_addresses
+                or self.spiffe_id is not None
+            ):
+                raise ValueError(
+                    "a server-verified name (issue #12) has a subject and nothing else: no "
+                    "certificate, chain, subjectAltName or SPIFFE ID"
+                )
+            if self.principal_kind not in _NAME_ONLY_KINDS and (
+                self.principal_kind is not NameKind.CUSTOM or self.principal
+            ):
+                raise ValueError(
+                    "a server-verified name (issue #12) has only a cn or subject principal, "
+                    f"not {self.principal_kind.value}"
+                )
+        else:
+            raise ValueError(f"verified_by is 'certificate' or 'server', not {self.verified_by!r}")
+
+    def _leaf(self, what: str) -> x509.Certificate:
+        """The certificate, or :class:`NoCertificateError` naming ``what`` was asked."""
+        if self.certificate is None:
+            raise NoCertificateError(
+                f"{what}: a server-verified name (issue #12) has no certificate"
+            )
+        return self.certificate
 
     def memo(self, key: str, compute: Callable[..., _T], *args: object) -> _T:
         """``compute(*args)`` once per identity, kept under ``key``: for values derived from
@@ -104,11 +175,14 @@ class ClientIdentity:
 
     @property
     def subject(self) -> str:
-        return self.memo("subject", self.certificate.subject.rfc4514_string)
+        """The subject, RFC 4514: the certificate's, or the server-verified name's."""
+        name = self.server_subject if self.certificate is None else self.certificate.subject
+        assert name is not None  # __post_init__: one or the other
+        return self.memo("subject", name.rfc4514_string)
 
     @property
     def issuer(self) -> str:
-        return self.memo("issuer", self.certificate.issuer.rfc4514_string)
+        return self.memo("issuer", self._leaf("issuer").issuer.rfc4514_string)
 
     def with_extra(self, **values: Any) -> ClientIdentity:
         """A copy of this identity with ``values`` added to :attr:`extra` (what an identity
@@ -122,13 +196,14 @@ class ClientIdentity:
         return self.memo(
             "der_sha256",
             lambda: hashlib.sha256(
-                self.certificate.public_bytes(serialization.Encoding.DER)
+                self._leaf("der_sha256").public_bytes(serialization.Encoding.DER)
             ).digest(),
         )
 
     @property
     def fingerprint_sha256(self) -> str:
         """SHA-256 of the DER certificate, lowercase hex."""
+        self._leaf("fingerprint_sha256")
         return self.memo("fingerprint", lambda: self.der_sha256.hex())
 
     @property
@@ -136,6 +211,7 @@ class ClientIdentity:
         """The certificate's ``x5t#S256`` thumbprint: the unpadded base64url SHA-256 of its
         DER (RFC 8705 section 3.1, RFC 7515 section 4.1.8), what a certificate-bound access
         token carries in its ``cnf`` claim (:mod:`asgi_mtls.authorization.tokens`)."""
+        self._leaf("x5t_s256")
         return self.memo(
             "x5t#S256", lambda: base64.urlsafe_b64encode(self.der_sha256).rstrip(b"=").decode()
         )
@@ -143,11 +219,11 @@ class ClientIdentity:
     @property
     def spki_sha256(self) -> str:
         """SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex."""
-        return self.memo("spki", lambda: _spki_sha256(self.certificate))
+        return self.memo("spki", lambda: _spki_sha256(self._leaf("spki_sha256")))
 
     @property
     def serial_number(self) -> int:
-        return self.certificate.serial_number
+        return self._leaf("serial_number").serial_number
 
     @property
     def serial_hex(self) -> str:
@@ -155,11 +231,11 @@ class ClientIdentity:
 
     @property
     def not_before(self) -> dt.datetime:
-        return self.certificate.not_valid_before_utc
+        return self._leaf("not_before").not_valid_before_utc
 
     @property
     def not_after(self) -> dt.datetime:
-        return self.certificate.not_valid_after_utc
+        return self._leaf("not_after").not_valid_after_utc
 
     @property
     def trust_domain(self) -> str | None:

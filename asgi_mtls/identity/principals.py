@@ -24,6 +24,11 @@ name            principal                                                       
 
 A ``spiffe:`` URI SAN that is not a valid SPIFFE ID (malformed, or beside another URI SAN)
 stops ``default`` and ``envoy``: it never falls through to another name.
+
+A server-verified name (issue #12) has a subject and nothing else, so ``default`` gives its
+single CN, ``envoy`` its subject, ``cn``, ``subject`` and ``kubernetes`` what they always do,
+and ``spiffe``, ``uri``, ``dns``, ``email`` and ``fingerprint`` nothing (``no_principal``);
+:func:`~asgi_mtls.identity.reader.build_name_identity` refuses any other kind a mapper returns.
 """
 
 from __future__ import annotations
@@ -131,6 +136,13 @@ def _envoy(identity: ClientIdentity) -> Principal | None:
     )
 
 
+def _fingerprint(identity: ClientIdentity) -> Principal | None:
+    # A server-verified name has no certificate to take a digest of (issue #12).
+    if identity.certificate is None:
+        return None
+    return Principal(NameKind.FINGERPRINT, identity.fingerprint_sha256)
+
+
 def _subject(identity: ClientIdentity) -> Principal | None:
     return Principal(NameKind.SUBJECT, identity.subject) if identity.subject else None
 
@@ -145,9 +157,7 @@ _STRATEGIES: Final[dict[str, PrincipalStrategy]] = {
         PrincipalStrategy("email", lambda i: _first(NameKind.EMAIL, i.emails)),
         PrincipalStrategy("cn", _single_cn),
         PrincipalStrategy("subject", _subject),
-        PrincipalStrategy(
-            "fingerprint", lambda i: Principal(NameKind.FINGERPRINT, i.fingerprint_sha256)
-        ),
+        PrincipalStrategy("fingerprint", _fingerprint),
         PrincipalStrategy("kubernetes", _single_cn, groups_from_organization=True),
         PrincipalStrategy("envoy", _envoy),
     )

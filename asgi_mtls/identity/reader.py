@@ -1,10 +1,13 @@
-"""Reading a validated chain into a :class:`~asgi_mtls.identity.identity.ClientIdentity`.
+"""Reading a validated chain into a :class:`~asgi_mtls.identity.identity.ClientIdentity`, and
+(opt-in, issue #12) a server-verified subject name into one.
 
 Every name the identity will carry is checked for its kind first
 (:mod:`asgi_mtls.identity.names`, issue #8): a DNS, email or URI subjectAltName that is not
 well formed, or a subject attribute with invisible characters, refuses the certificate
 (``invalid_name``); then the principal strategy picks the principal
-(:mod:`asgi_mtls.identity.principals`).
+(:mod:`asgi_mtls.identity.principals`).  A server-verified name goes through the same subject
+checks (:func:`subject_attributes`) and the same strategy, and keeps a principal only of the
+kinds a subject can give (``cn``, ``subject``): :func:`build_name_identity`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from collections.abc import Callable
 from cryptography import x509
 
 from asgi_mtls.errors import CertificateRejected, RejectionReason
-from asgi_mtls.identity.identity import SHORT_NAMES, ClientIdentity
+from asgi_mtls.identity.identity import SHORT_NAMES, ClientIdentity, NoCertificateError
 from asgi_mtls.identity.names import (
     NameKind,
+    Principal,
     SpiffeId,
     check_name,
     is_dns_name,
@@ -26,7 +30,7 @@ from asgi_mtls.identity.names import (
 )
 from asgi_mtls.identity.principals import PrincipalStrategy
 
-__all__ = ["build_identity"]
+__all__ = ["build_identity", "build_name_identity", "subject_attributes"]
 
 
 def _invalid(detail: str) -> CertificateRejected:
@@ -41,6 +45,14 @@ def _attribute_text(value: object, oid: x509.ObjectIdentifier) -> str:
         return check_name(text, f"subject attribute {oid.dotted_string}")
     except ValueError as exc:
         raise _invalid(str(exc)) from None
+
+
+def subject_attributes(name: x509.Name) -> tuple[tuple[str, str], ...]:
+    """``name``'s attributes as ``(short name or dotted OID, value)``, in encoded order, each
+    value checked: NUL is ``malformed``, an invisible or control character ``invalid_name``."""
+    return tuple(
+        (SHORT_NAMES.get(a.oid, a.oid.dotted_string), _attribute_text(a.value, a.oid)) for a in name
+    )
 
 
 def _san_values(
@@ -74,10 +86,7 @@ def build_identity(
     a NUL in a name, ``no_principal`` when the strategy finds no name.
     """
     leaf = chain[0]
-    attributes = tuple(
-        (SHORT_NAMES.get(a.oid, a.oid.dotted_string), _attribute_text(a.value, a.oid))
-        for a in (leaf.subject if subject is None else subject)
-    )
+    attributes = subject_attributes(leaf.subject if subject is None else subject)
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -102,7 +111,12 @@ def build_identity(
         ip_addresses=tuple(str(v) for v in san.get_values_for_type(x509.IPAddress)) if san else (),
         spiffe_id=spiffe,
     )
-    name = principal.pick(identity)
+    return _with_principal(identity, principal.pick(identity), principal)
+
+
+def _with_principal(
+    identity: ClientIdentity, name: Principal | None, principal: PrincipalStrategy
+) -> ClientIdentity:
     if name is None or not name.value:
         raise CertificateRejected(
             RejectionReason.NO_PRINCIPAL, f"no principal for subject {identity.subject!r}"
@@ -118,4 +132,56 @@ def build_identity(
     settle(identity, "principal_kind", name.kind)
     settle(identity, "groups", groups)
     identity.computed.clear()
+    identity.__post_init__()  # the shape check of the finished identity, as replace() ran it
     return identity
+
+
+#: The principal kinds a subject name alone can give.
+_SUBJECT_KINDS = (NameKind.CN, NameKind.SUBJECT)
+
+
+def build_name_identity(
+    name: x509.Name, *, source: str, principal: PrincipalStrategy
+) -> ClientIdentity:
+    """A server-verified subject name (issue #12) as a :class:`ClientIdentity` with
+    ``verified_by == "server"``: the subject attributes, checked as a certificate's are, and
+    nothing else (no certificate, chain, SAN or SPIFFE ID).
+
+    Only a principal read from the subject counts: a strategy that gives a ``cn`` or
+    ``subject`` principal (``"cn"``, ``"subject"``, ``"kubernetes"``, ``"envoy"`` and
+    ``"default"``, which fall back to them when there are no SANs, or the app's mapper
+    returning such a :class:`~asgi_mtls.identity.names.Principal`).  Any other kind, a plain
+    string from the app's mapper (kind ``custom``, which requirements compare by value, so a
+    CN holding ``spiffe://...`` would meet a SPIFFE requirement), or a strategy that asks for
+    what only a certificate knows (``"fingerprint"``) is ``no_principal``.  Raises
+    ``CertificateRejected`` as :func:`build_identity` does for the subject.
+    """
+    identity = ClientIdentity(
+        principal="",
+        principal_kind=NameKind.CUSTOM,
+        source=source,
+        certificate=None,
+        chain=(),
+        subject_attributes=subject_attributes(name),
+        dns_names=(),
+        uris=(),
+        emails=(),
+        ip_addresses=(),
+        spiffe_id=None,
+        verified_by="server",
+        server_subject=name,
+    )
+    try:
+        chosen = principal.pick(identity)
+    except NoCertificateError as exc:
+        raise CertificateRejected(
+            RejectionReason.NO_PRINCIPAL, f"server-verified name {identity.subject!r}: {exc}"
+        ) from None
+    if chosen is not None and chosen.value and chosen.kind not in _SUBJECT_KINDS:
+        raise CertificateRejected(
+            RejectionReason.NO_PRINCIPAL,
+            f"server-verified name {identity.subject!r}: the {principal.name!r} strategy gave "
+            f"a {chosen.kind.value} principal; a name without a certificate (issue #12) gives "
+            "only cn or subject principals",
+        )
+    return _with_principal(identity, chosen, principal)

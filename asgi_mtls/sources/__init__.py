@@ -15,6 +15,11 @@ Header sources set ``requires_trusted_proxy``: the middleware refuses them unles
 TCP peer is a configured trusted proxy, before ``decode`` ever runs.  They may carry their own
 ``trusted_proxies`` (a :class:`TrustedProxies`, or ``None`` for the middleware's).
 ``HeaderSource(format, ...)`` reads any of :data:`HEADER_FORMATS`.
+
+:class:`ServerVerifiedNameSource` is the opt-in for a server that reports only the subject
+name of the certificate it verified (issue #12): its ``decode`` gives a
+:class:`PresentedName`, which becomes an identity of the weaker kind
+(``verified_by == "server"``) without any validation.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from asgi_mtls.sources.proxies import (
     transport_peer,
 )
 from asgi_mtls.sources.tls import TLSExtensionSource
-from asgi_mtls.sources.types import PresentedCertificate, RawValues
+from asgi_mtls.sources.types import PresentedCertificate, PresentedName, RawValues
+from asgi_mtls.sources.verified_name import ServerVerifiedNameSource
 
 __all__ = [
     "HEADER_FORMATS",
@@ -43,8 +49,10 @@ __all__ = [
     "HeaderFormat",
     "HeaderSource",
     "PresentedCertificate",
+    "PresentedName",
     "ProxyCertificate",
     "RawValues",
+    "ServerVerifiedNameSource",
     "TLSExtensionSource",
     "TransportPeer",
     "TrustedProxies",
@@ -62,4 +70,4 @@ class CertificateSource(Protocol):
 
     def find(self, scope: Mapping[str, object]) -> RawValues | None: ...
 
-    def decode(self, raw: RawValues) -> PresentedCertificate | None: ...
+    def decode(self, raw: RawValues) -> PresentedCertificate | PresentedName | None: ...

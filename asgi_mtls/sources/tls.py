@@ -9,8 +9,11 @@ The shapes servers are converging on are accepted (issue #12): the chain as any 
 list, anycorn's tuple), its entries as PEM strings or DER bytes, and, without a chain, a DER
 ``client_cert`` (uvicorn's open pull requests).  ``find`` turns each into the PEM strings the
 decoder reads.  A server that reports only ``client_cert_name`` (pyvoy) gives a name and no
-certificate: nothing to validate, so it never becomes an identity; the request is refused
-(``untrusted``), never downgraded to anonymous, because the client did present a certificate.
+certificate: nothing to validate, so this source never makes it an identity; the request is
+refused (``untrusted``), never downgraded to anonymous, because the client did present a
+certificate.  The app may opt in to such names, with their weaker guarantee, by listing
+:class:`~asgi_mtls.sources.ServerVerifiedNameSource` beside this source: it is asked first and
+takes exactly that shape (issue #12).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ module              what it holds
 ``responder``       :class:`RevocationServer`, a local HTTP server publishing them
 ``headers``         proxy header values for every format of
                     ``asgi_mtls.sources.headers.HEADER_FORMATS`` (:data:`HEADER_ENCODERS`)
-``asgi``            :func:`simulate_connection`, :func:`asgi_tls_scope_extension`
+``asgi``            :func:`simulate_connection`, :func:`asgi_tls_scope_extension`,
+                    :func:`server_name_tls_extension` (pyvoy's shape: a name, no certificate)
 ==================  ===========================================================================
 
 Never use these certificates in production: the keys are generated in memory and written
@@ -26,7 +27,11 @@ to disk unencrypted.
 
 from __future__ import annotations
 
-from asgi_mtls.testing.asgi import asgi_tls_scope_extension, simulate_connection
+from asgi_mtls.testing.asgi import (
+    asgi_tls_scope_extension,
+    server_name_tls_extension,
+    simulate_connection,
+)
 from asgi_mtls.testing.headers import (
     HEADER_ENCODERS,
     HeaderEncoder,
@@ -73,6 +78,7 @@ __all__ = [
     "haproxy_chain_header",
     "nginx_escaped_header",
     "nginx_pem_header",
+    "server_name_tls_extension",
     "simulate_connection",
     "traefik_header",
     "xfcc_header",

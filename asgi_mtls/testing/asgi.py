@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from asgi_mtls.sources.headers.envoy_subject import envoy_subject
 from asgi_mtls.sources.proxies import PEER_EXTENSION
 from asgi_mtls.sources.tls import CONNECTION_EXTENSION
 from asgi_mtls.testing.pki import IssuedCertificate, pem_of
@@ -35,6 +36,18 @@ def asgi_tls_scope_extension(
         "client_cert_error": None,
         "tls_version": 0x0304,
         "cipher_suite": None,
+    }
+
+
+def server_name_tls_extension(cert: IssuedCertificate | None) -> dict[str, Any]:
+    """The ``tls`` extension dict pyvoy (1.3) gives an HTTP request (issue #12): the TLS
+    version and the client certificate's subject as Envoy prints it (BoringSSL's RFC 2253
+    form), no certificate; ``""`` for a request without one (what pyvoy sends over HTTP/3 and
+    when an optional certificate was not given).  For testing an app that opts in with
+    :class:`~asgi_mtls.sources.ServerVerifiedNameSource`."""
+    return {
+        "tls_version": 0x0304,
+        "client_cert_name": envoy_subject(cert.certificate) if cert is not None else "",
     }
 
 

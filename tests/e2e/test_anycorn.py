@@ -21,6 +21,7 @@ import pytest
 from asgi_mtls import MTLSMiddleware
 from tests.apps import PAYMENTS, REPORTS, starlette_app
 
+from .clients import https_client as client
 from .clients import websocket_first_json, websocket_rejection_status
 from .conftest import PKIFiles
 from .servers import start_anycorn
@@ -69,12 +70,6 @@ def anycorn(pki, pki_files: PKIFiles) -> Iterator[str]:
         ca_certs=pki_files.client_ca_bundle,
     ) as url:
         yield url
-
-
-def client(pki_files: PKIFiles, cert=None, *, http2: bool = True) -> httpx.Client:
-    return httpx.Client(
-        verify=pki_files.client_context(cert), http2=http2, http1=not http2, timeout=10
-    )
 
 
 @pytest.mark.parametrize("http2", [True, False], ids=["HTTP/2", "HTTP/1.1"])
