@@ -440,17 +440,24 @@ and 90th percentiles as its spread.  The machine is shared and absolute times dr
 measured within the same round drift together.  Time is CPU time throughout: of the
 benchmark process in process (`time.process_time`; the work is single-threaded and never
 waits), of the uvicorn process end to end; a wall clock would charge a variant for the moments
-another process held the core.  Throughput ratios (rows 1-10) are requests per
+another process held the core.  Throughput ratios (the in-process rows) are requests per
 second of the variant over the baseline: 1.00 is free.  Cost ratios (misses, CPU) are time of
 the variant over the baseline: 1.00 is as cheap.
 
-- **In process** (`benchmarks/inprocess.py`): ASGI apps called directly (prepared scope,
+- **In process** (`benchmarks/inprocess.py`): ASGI apps called directly (a scope,
   `receive`, `send`; no sockets, no HTTP client), a Starlette and a FastAPI service of a few
   routes written as users write them (`benchmarks/apps.py`).  Both sides of a ratio are the
   same app and serve the same scopes; only the middleware (or the guard on the payments
-  route) differs.  The certificate arrives as `asgi_mtls.uvicorn` delivers it (the `tls`
-  extension and `asgi_mtls.peer`, per-request copies of the connection's dict) or as nginx
-  forwards it (`X-SSL-Client-Cert` from the trusted peer 127.0.0.1).  Before timing, every
+  route) differs.  Scopes are made untimed, 16 at a time, just before they are served (a
+  server builds each scope right before it calls the app; thousands made ahead would sit
+  outside the CPU caches and charge whoever reads a header first).  The certificate arrives
+  as `asgi_mtls.uvicorn` delivers it (the `tls` extension and `asgi_mtls.peer`, per-request
+  copies of the connection's dict, and the connection's memo) with the middleware configured
+  as docs/deploy/uvicorn.md does (no trusted proxy), or as nginx forwards it
+  (`X-SSL-Client-Cert` on a kept-alive upstream connection from 127.0.0.1) with
+  `trusted_proxies=["127.0.0.1"]` as docs/deploy/nginx.md does.  The floor rows add one
+  identity's scope keys, computed once, to a copy of the scope and do nothing else: no
+  identity middleware can cost less.  Before timing, every
   app's answers are checked (the protected route admits the client, refuses an anonymous
   one); after timing, the middleware must have validated each certificate once, so the
   rounds measured the cache hit.  The trivial decorator and dependency have
