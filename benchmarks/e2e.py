@@ -196,7 +196,7 @@ def run_e2e(
         pki = BenchPKI.ec().write(work / "pki")
         servers = {
             f"{variant}/{mode}": stack.enter_context(_uvicorn(variant, mode, pki, work))
-            for variant in ("stock", "mtls")
+            for variant in ("stock", "protocols", "mtls")
             for mode in ("tls", "proxy")
         }
         nginx_ports = {name: free_port() for name in servers if name.endswith("/proxy")}
@@ -247,4 +247,6 @@ def run_e2e(
         cpu,
         cpu_tls=("cost", "mtls/tls", "stock/tls"),
         cpu_nginx=("cost", "mtls/proxy", "stock/proxy"),
+        cpu_protocols_tls=("cost", "protocols/tls", "stock/tls"),
+        cpu_protocols_nginx=("cost", "protocols/proxy", "stock/proxy"),
     )

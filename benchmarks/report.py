@@ -235,6 +235,23 @@ ROWS: tuple[RowSpec, ...] = (
         _at_most("cpu_nginx", 1.03),
     ),
     RowSpec(
+        "cpu_protocols_tls",
+        "the protocol classes' part: `asgi_mtls.uvicorn` around the bare app vs stock uvicorn, "
+        "uvicorn terminating TLS",
+        "",
+        "measured",
+        "cost",
+        lambda r: None,
+    ),
+    RowSpec(
+        "cpu_protocols_nginx",
+        "same, behind nginx",
+        "",
+        "measured",
+        "cost",
+        lambda r: None,
+    ),
+    RowSpec(
         "valid",
         "RSS growth, {valid} distinct valid certificates, default config",
         "+48 MiB, bounded",

@@ -1,13 +1,15 @@
 """One uvicorn server of the end-to-end run, in its own process (so its CPU time is its own).
 
-    python -m benchmarks.serve {stock,mtls} {tls,proxy} PORT PKI_DIR
+    python -m benchmarks.serve {stock,protocols,mtls} {tls,proxy} PORT PKI_DIR
 
 ``stock``: uvicorn's own protocol classes serving the bare Starlette app of
 :mod:`benchmarks.apps`.  ``mtls``: the same app behind ``MTLSMiddleware``, served with the
-``asgi_mtls.uvicorn`` protocol classes (:func:`asgi_mtls.uvicorn.config`).  ``tls``: uvicorn
-terminates TLS and asks for a client certificate (``CERT_OPTIONAL``, verified against the
-client CA bundle, for both variants alike); ``proxy``: plain HTTP behind nginx, uvicorn's
-default proxy-header handling.  Both variants use httptools, no access log, the default loop.
+``asgi_mtls.uvicorn`` protocol classes (:func:`asgi_mtls.uvicorn.config`); ``protocols``:
+the bare app with those protocol classes, to tell their cost from the middleware's.
+``tls``: uvicorn terminates TLS and asks for a client certificate (``CERT_OPTIONAL``,
+verified against the client CA bundle, for every variant alike); ``proxy``: plain HTTP behind
+nginx, uvicorn's default proxy-header handling.  Every variant uses httptools, no access log,
+the default loop.
 """
 
 from __future__ import annotations
@@ -49,8 +51,11 @@ def build_config(variant: str, mode: str, port: int, pki: Path) -> uvicorn.Confi
         )
     # As each deployment guide configures it: behind nginx, 127.0.0.1 is the trusted proxy.
     middleware = apps.mtls_middleware(pki / "root-ca.pem", pki / "intermediate.pem", proxy=not tls)
+    # "protocols": asgi_mtls.uvicorn's protocol classes around the bare app (what they cost
+    # alone); "mtls": the app behind the middleware as well.
+    app = apps.starlette_app() if variant == "protocols" else apps.starlette_app([middleware])
     return mtls_uvicorn.config(
-        apps.starlette_app([middleware]),
+        app,
         host="127.0.0.1",
         port=port,
         certfile=files["certfile"] if tls else None,
@@ -62,7 +67,7 @@ def build_config(variant: str, mode: str, port: int, pki: Path) -> uvicorn.Confi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variant", choices=["stock", "mtls"])
+    parser.add_argument("variant", choices=["stock", "protocols", "mtls"])
     parser.add_argument("mode", choices=["tls", "proxy"])
     parser.add_argument("port", type=int)
     parser.add_argument("pki", type=Path)
