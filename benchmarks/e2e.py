@@ -1,8 +1,9 @@
 """End to end: real uvicorn processes, real TLS, real nginx; CPU seconds per request.
 
-Four uvicorn servers run side by side (:mod:`benchmarks.serve`), each in its own process:
-stock uvicorn serving the bare Starlette app and ``asgi_mtls.uvicorn`` serving it behind
-``MTLSMiddleware``, (a) terminating TLS with a client certificate themselves and (b) on plain
+Six uvicorn servers run side by side (:mod:`benchmarks.serve`), each in its own process:
+stock uvicorn serving the bare Starlette app, ``asgi_mtls.uvicorn`` serving it behind
+``MTLSMiddleware``, and ``asgi_mtls.uvicorn`` serving the bare app (the protocol classes'
+part alone), (a) terminating TLS with a client certificate themselves and (b) on plain
 HTTP behind one nginx that terminates mutual TLS and forwards ``$ssl_client_escaped_cert``
 with the snippet the docs ship (``example_app/nginx/asgi-mtls-proxy.conf``, included
 verbatim).  nginx keeps its upstream connections alive (``upstream { keepalive }``, and the

@@ -486,8 +486,9 @@ the variant over the baseline: 1.00 is as cheap.
   `load_pem_x509_certificate` of leaf and intermediate and
   `PolicyBuilder().store(root).build_client_verifier().verify(leaf, [intermediate])`.  The
   certificates are issued before each timed batch, distinct for every call.
-- **End to end** (`benchmarks/e2e.py`, `benchmarks/serve.py`): four uvicorn processes (stock
-  uvicorn with the bare app; `asgi_mtls.uvicorn` with the app behind the middleware; each
+- **End to end** (`benchmarks/e2e.py`, `benchmarks/serve.py`): six uvicorn processes (stock
+  uvicorn with the bare app; `asgi_mtls.uvicorn` with the app behind the middleware;
+  `asgi_mtls.uvicorn` with the bare app, the protocol classes' part alone; each
   terminating TLS with a client certificate, and each on plain HTTP behind one nginx that
   terminates mutual TLS with the shipped `asgi-mtls-proxy.conf` and keeps upstream
   connections alive), httptools, no access log.  The figure is the ratio of the uvicorn
