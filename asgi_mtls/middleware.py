@@ -55,7 +55,6 @@ from asgi_mtls.identity import (
 from asgi_mtls.inject import (
     ADDITIONS_KEY,
     EXPLAIN_SCOPE_KEY,
-    IDENTITY_SCOPE_KEY,
     anonymous_additions,
     scope_additions,
 )
@@ -298,7 +297,7 @@ class MTLSMiddleware:
             if self._authorize is not None:
                 self._authorize(scope, identity)
         except CertificateRejected as exc:
-            await self._refuse(scope, receive, send, exc)
+            await self._refuse(scope, receive, send, exc, before_app=True)
             return
         # inject(scope, identity), without the call (issue #10): the same additions.
         if identity is None:
@@ -330,13 +329,17 @@ class MTLSMiddleware:
                 )
 
     async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, exc: CertificateRejected
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exc: CertificateRejected,
+        *,
+        before_app: bool = False,
     ) -> None:
-        if (
-            isinstance(exc, PendingIdentity)
-            and self.hooks is not None
-            and IDENTITY_SCOPE_KEY not in scope  # raised by identify, before the app ran
-        ):
+        if isinstance(exc, PendingIdentity) and self.hooks is not None and before_app:
+            # Raised by this middleware's own identify, before its app ran (not by an inner
+            # one: a scope an outer MTLSMiddleware already identified is no sign either way).
             # A certificate's first request, with on_identity: await the hook once, then serve
             # the request again from its cached answer (asgi_mtls.hooks).  Anywhere else a
             # pending identity is what it derives from: a refusal (identity_hook_error).

@@ -222,3 +222,24 @@ async def test_a_failure_is_not_remembered_by_the_connection_memo(pki):
     assert middleware.resolver not in memo  # forgotten
     assert (await get(app, "/payments")).json() == {"paid_by": PAYMENTS}
     assert outcomes == [] and middleware.resolver in memo
+
+
+async def test_an_inner_middleware_with_a_hook_under_an_outer_one(pki):
+    """Two MTLSMiddleware stacked (an outer one for the whole app, an inner one with its own
+    hook): the outer one's identity in the scope does not stop the inner hook from running
+    once and the request from being served with its answer."""
+    directory = Directory()
+    inner = MTLSMiddleware(
+        starlette_app(),
+        trust=pki.root.certificate,
+        intermediates=[pki.intermediate.certificate],
+        on_identity=directory,
+    )
+    outer = MTLSMiddleware(
+        inner, trust=pki.root.certificate, intermediates=[pki.intermediate.certificate]
+    )
+    app = simulate_connection(outer, pki.payments)
+    for _ in range(3):
+        response = await get(app, "/payments")
+        assert response.status_code == 200 and response.json() == {"paid_by": PAYMENTS}
+    assert directory.calls == [PAYMENTS]
