@@ -69,7 +69,13 @@ from asgi_mtls.sources import (
     transport_peer,
 )
 from asgi_mtls.sources.verified_name import name_source_warning
-from asgi_mtls.startup import MisconfiguredApp, as_configuration_error, built_by_starlette
+from asgi_mtls.startup import (
+    MisconfiguredApp,
+    as_configuration_error,
+    built_by_starlette,
+    imported_by_uvicorn,
+    stop_uvicorn,
+)
 from asgi_mtls.validation import CertificateInput, CertificateValidator
 
 __all__ = ["ErrorHandler", "MTLSMiddleware"]
@@ -100,6 +106,8 @@ def _fail_fast(
                 self.configuration_error = error
                 self._misconfigured = MisconfiguredApp(error)
                 return
+            if isinstance(exc, ValueError) and imported_by_uvicorn():  # ConfigurationError too
+                stop_uvicorn(as_configuration_error(exc, "MTLSMiddleware"))
             if isinstance(exc, ValueError) and not isinstance(exc, ConfigurationError):
                 raise as_configuration_error(exc, "MTLSMiddleware") from exc
             raise

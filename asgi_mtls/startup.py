@@ -9,7 +9,9 @@ unbuilt, and every request rebuilds it, raises again and is answered 500 with a 
 
 What happens instead.  Configuration errors are one typed exception,
 :class:`~asgi_mtls.errors.ConfigurationError`, whose message is one line naming the file or
-option and the fix.  Built directly (``MTLSMiddleware(app, ...)``) the middleware raises it.
+option and the fix.  Built directly (``MTLSMiddleware(app, ...)``) the middleware raises it;
+built that way while ``uvicorn module:app`` imports the module, it logs the line as uvicorn
+logs startup failures and exits with uvicorn's startup-failure status, 3 (no traceback).
 Built by Starlette's ``build_middleware_stack`` it cannot usefully raise, so it keeps the
 error and becomes a :class:`MisconfiguredApp`:
 
@@ -24,9 +26,10 @@ error and becomes a :class:`MisconfiguredApp`:
 
 from __future__ import annotations
 
+import logging
 import sys
 from types import FrameType
-from typing import Final
+from typing import Final, NoReturn
 
 from starlette.types import Receive, Scope, Send
 
@@ -35,7 +38,13 @@ from asgi_mtls.events.dispatch import default_bus
 from asgi_mtls.log import get_logger
 from asgi_mtls.sources import transport_peer
 
-__all__ = ["MisconfiguredApp", "as_configuration_error", "built_by_starlette"]
+__all__ = [
+    "MisconfiguredApp",
+    "as_configuration_error",
+    "built_by_starlette",
+    "imported_by_uvicorn",
+    "stop_uvicorn",
+]
 
 logger = get_logger("config")
 
@@ -56,6 +65,35 @@ def built_by_starlette() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+#: How many frames up from the middleware's ``__init__`` uvicorn's importer may be: the
+#: import machinery stands between (``importlib`` frames, the app module, packages above it).
+_MAX_IMPORT_FRAMES: Final = 64
+
+
+def imported_by_uvicorn() -> bool:
+    """Whether the caller runs while ``uvicorn module:app`` imports the app module
+    (``uvicorn.importer.import_from_string``): a middleware built at import time
+    (``app = MTLSMiddleware(app, ...)``) whose error would otherwise be a traceback."""
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_MAX_IMPORT_FRAMES):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "import_from_string" and "uvicorn" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def stop_uvicorn(error: errors.ConfigurationError) -> NoReturn:
+    """Stop ``uvicorn module:app`` while it imports the app: the one line, as uvicorn's own
+    error logger writes its startup failures, and status 3, its startup-failure status (what
+    a misconfigured middleware built by Starlette gives through the lifespan), instead of a
+    traceback of the import (issue #11)."""
+    logging.getLogger("uvicorn.error").error("asgi-mtls: %s", error)
+    raise SystemExit(3)
 
 
 def as_configuration_error(exc: BaseException, what: str) -> errors.ConfigurationError:

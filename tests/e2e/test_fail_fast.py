@@ -287,3 +287,46 @@ def test_testclient_raises_it_at_startup(tmp_path):
     app.add_middleware(MTLSMiddleware, trust=tmp_path / "nope.pem")
     with pytest.raises(ConfigurationError, match="does not exist"), TestClient(app):
         pass
+
+
+@pytest.mark.parametrize(("case", "options", "line"), [CASES[0], CASES[7], CASES[10]])
+def test_a_middleware_built_at_import_stops_uvicorn_with_one_line(app_dir, case, options, line):
+    """``app = MTLSMiddleware(app, ...)`` at module level: the error happens while uvicorn
+    imports the module, and ends the same way as through the lifespan: status 3, the line as
+    uvicorn logs startup failures, no traceback."""
+    source = textwrap.dedent(
+        """
+        from starlette.applications import Starlette
+        from asgi_mtls import MTLSMiddleware, PUBLIC, require_client
+        from asgi_mtls.authorization import role
+        app = MTLSMiddleware(Starlette(), {options})
+        """
+    ).format(options=options)
+    module = f"direct_{case.replace('-', '_')}"
+    (app_dir / f"{module}.py").write_text(source)
+    result = _uvicorn(app_dir, module)
+    assert result.returncode == 3, result.stderr
+    errors = [x for x in result.stderr.splitlines() if x.startswith("ERROR:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"ERROR:    {_expected(line, app_dir)}"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_middleware_built_at_import_elsewhere_still_raises(app_dir):
+    """Outside uvicorn's importer (a test, a script) the error is raised as it is."""
+    module = "direct_plain_import"
+    (app_dir / f"{module}.py").write_text(
+        "from starlette.applications import Starlette\n"
+        "from asgi_mtls import MTLSMiddleware\n"
+        'app = MTLSMiddleware(Starlette(), trust="clients-ca.pem")\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=app_dir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 1
+    assert "asgi_mtls.errors.ConfigurationError: trust file 'clients-ca.pem'" in result.stderr
