@@ -217,12 +217,11 @@ class CertificateResolver:
                 entry = memo[self] = self._connection_entry(scope, generation, remember=True)
         else:
             entry = self._connection_entry(scope, generation, remember=False)
-        if entry[3] is not None:
-            raise entry[3].exception()
-        found = entry[2]
+        _, _, found, refusal, trusted = entry
+        if refusal is not None:
+            raise refusal.exception()
         if not self._plan:
             return found
-        trusted = entry[4]
         for position, find, source, proxies, recent in self._plan:
             try:
                 raw = find(scope)
