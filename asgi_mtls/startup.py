@@ -51,40 +51,37 @@ logger = get_logger("config")
 #: How many frames up from the middleware's ``__init__`` Starlette's builder may be
 #: (the constructor, a subclass's, a decorator's wrapper).
 _MAX_FRAMES: Final = 8
+#: How many frames up from the middleware's ``__init__`` uvicorn's importer may be: the
+#: import machinery stands between (``importlib`` frames, the app module, packages above it).
+_MAX_IMPORT_FRAMES: Final = 64
+
+
+def _called_within(function: str, frames: int, filename: str = "") -> bool:
+    """Whether a function named ``function`` (in a file whose path holds ``filename``) is
+    among the ``frames`` callers above the public check that asks."""
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(frames):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == function and filename in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def built_by_starlette() -> bool:
     """Whether the caller is being built by a Starlette or FastAPI app's lazy
     ``build_middleware_stack`` (directly or through a subclass's constructor), where an
     exception would turn into a 500 per request instead of a failed startup."""
-    frame: FrameType | None = sys._getframe(1)
-    for _ in range(_MAX_FRAMES):
-        if frame is None:
-            return False
-        if frame.f_code.co_name == "build_middleware_stack":
-            return True
-        frame = frame.f_back
-    return False
-
-
-#: How many frames up from the middleware's ``__init__`` uvicorn's importer may be: the
-#: import machinery stands between (``importlib`` frames, the app module, packages above it).
-_MAX_IMPORT_FRAMES: Final = 64
+    return _called_within("build_middleware_stack", _MAX_FRAMES)
 
 
 def imported_by_uvicorn() -> bool:
     """Whether the caller runs while ``uvicorn module:app`` imports the app module
     (``uvicorn.importer.import_from_string``): a middleware built at import time
     (``app = MTLSMiddleware(app, ...)``) whose error would otherwise be a traceback."""
-    frame: FrameType | None = sys._getframe(1)
-    for _ in range(_MAX_IMPORT_FRAMES):
-        if frame is None:
-            return False
-        code = frame.f_code
-        if code.co_name == "import_from_string" and "uvicorn" in code.co_filename:
-            return True
-        frame = frame.f_back
-    return False
+    return _called_within("import_from_string", _MAX_IMPORT_FRAMES, "uvicorn")
 
 
 def stop_uvicorn(error: errors.ConfigurationError) -> NoReturn:
