@@ -209,11 +209,7 @@ class Requirement(Declarable):
     # -- as a FastAPI dependency and a Starlette decorator (see endpoints.py) ---------------
 
     async def _dependency(self, connection: HTTPConnection) -> ClientIdentity:
-        # :meth:`check`, one call less per request (issue #10).
-        identity = get_client_identity(connection)
-        if identity is not None and identity.computed.get(self) is True:
-            return identity
-        return self.verify(identity)
+        return self.check(connection)
 
     def _decorate(self, endpoint: F) -> F:
         return guard(self, endpoint)
