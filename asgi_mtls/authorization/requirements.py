@@ -30,6 +30,7 @@ exception is logged; it never allows, even under ``~`` (negation).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -118,6 +119,13 @@ class Requirement(Declarable):
         for child in self.children():
             yield from child.walk()
 
+    @functools.cached_property
+    def _remembered(self) -> bool:
+        """Whether every part is :attr:`pure`, so that an "allowed" may be kept on the
+        identity.  Decided once: requirements are immutable (an impure one would otherwise
+        walk its tree on every request)."""
+        return all(node.pure for node in self.walk())
+
     def _nested(self) -> str:
         """The description, parenthesised when it is a combination (inside another one)."""
         return self.describe()
@@ -152,7 +160,7 @@ class Requirement(Declarable):
             if computed.get(self) is True:  # allowed before, and every part is pure
                 return identity
             if self.allows(identity):
-                if all(node.pure for node in self.walk()):
+                if self._remembered:
                     computed[self] = True
                 return identity
         prefix = f"{context}: " if context else ""
