@@ -192,6 +192,9 @@ class ConnectionInfo:
                 return None
             ssl_object = self.transport.get_extra_info("ssl_object")
             if ssl_object is None:
+                # A plain connection stays plain (uvicorn never upgrades one in place): a
+                # fact of the connection, not asked again per request (issue #10).
+                self._fixed = True
                 return None
             # Re-encode only when something changed: keep-alive requests reuse the dict.
             der: bytes | None = ssl_object.getpeercert(binary_form=True)
@@ -202,11 +205,13 @@ class ConnectionInfo:
                 self._tls_key = key
                 self.memo = {}
             self._fixed = _certificate_is_fixed(ssl_object)
-        assert self._tls is not None
+        known = self._tls
+        if known is None:
+            return None
         # Each scope gets its own dict and list, so an app that mutates its view cannot
         # change what a later request on the same connection sees.
-        tls = self._tls.copy()
-        tls["client_cert_chain"] = list(self._tls["client_cert_chain"])
+        tls = known.copy()
+        tls["client_cert_chain"] = list(known["client_cert_chain"])
         return tls
 
     def extend(self, scope: _Scope) -> _Scope:

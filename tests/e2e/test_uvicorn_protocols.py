@@ -367,6 +367,28 @@ def test_plain_http_has_peer_but_no_tls(http: str, server: ServerFactory) -> Non
 
 
 @pytest.mark.e2e
+def test_a_plain_connection_is_known_plain_after_its_first_request(
+    http: str, server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue #10: whether a connection has TLS is a fact of the connection; keep-alive
+    # requests on a plain one do not ask the transport for an SSL object again.
+    asked: list[bool] = []
+    real_tls = uvicorn_connection.ConnectionInfo.tls
+
+    def recording_tls(self: Any) -> Any:
+        asked.append(not self._fixed)
+        return real_tls(self)
+
+    monkeypatch.setattr(uvicorn_connection.ConnectionInfo, "tls", recording_tls)
+    base = server(http=http, tls=False)
+    with httpx.Client() as client:
+        bodies = [client.get(f"{base}/plain").json() for _ in range(3)]
+    assert [body["tls"] for body in bodies] == [None, None, None]
+    assert all("tls" not in body["extension_keys"] for body in bodies)
+    assert asked == [True, False, False]
+
+
+@pytest.mark.e2e
 @pytest.mark.parametrize("require", [False, True], ids=["optional", "required"])
 @pytest.mark.parametrize("version", TLS_VERSIONS)
 def test_untrusted_client_certificate_fails_the_handshake(
