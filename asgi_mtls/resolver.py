@@ -209,11 +209,12 @@ class CertificateResolver:
             self.cache.clear()
             self._forget_recent()
             self._generation = generation
+        now = self._clock()  # one reading for the whole request
         extensions = scope.get("extensions")
         memo = extensions.get(CONNECTION_EXTENSION) if type(extensions) is dict else None
         if type(memo) is dict:
             entry = memo.get(self)
-            if entry is None or entry[0] != generation or entry[1] <= self._clock():
+            if entry is None or entry[0] != generation or entry[1] <= now:
                 entry = memo[self] = self._connection_entry(scope, generation, remember=True)
         else:
             entry = self._connection_entry(scope, generation, remember=False)
@@ -239,7 +240,7 @@ class CertificateResolver:
             if recent is not None:  # a HeaderSource: raw is ((slot, bytes), ...)
                 tail: bytes = raw[0][1][-_TAIL:]  # type: ignore[index]
                 seen = recent.get(tail)
-                if seen is not None and seen[0] == raw and seen[2] > self._clock():
+                if seen is not None and seen[0] == raw and seen[2] > now:
                     outcome = seen[1]
                 else:
                     outcome = self._header_outcome(source, raw, recent, tail)
