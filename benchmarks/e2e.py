@@ -1,9 +1,11 @@
 """End to end: real uvicorn processes, real TLS, real nginx; CPU seconds per request.
 
-Six uvicorn servers run side by side (:mod:`benchmarks.serve`), each in its own process:
+Eight uvicorn servers run side by side (:mod:`benchmarks.serve`), each in its own process:
 stock uvicorn serving the bare Starlette app, ``asgi_mtls.uvicorn`` serving it behind
-``MTLSMiddleware``, and ``asgi_mtls.uvicorn`` serving the bare app (the protocol classes'
-part alone), (a) terminating TLS with a client certificate themselves and (b) on plain
+``MTLSMiddleware``, ``asgi_mtls.uvicorn`` serving the bare app (the protocol classes' part
+alone), and ``asgi_mtls.uvicorn`` serving it behind a middleware that adds the client's scope
+keys without looking at the request (the floor of any identity middleware in that server),
+(a) terminating TLS with a client certificate themselves and (b) on plain
 HTTP behind one nginx that terminates mutual TLS and forwards ``$ssl_client_escaped_cert``
 with the snippet the docs ship (``example_app/nginx/asgi-mtls-proxy.conf``, included
 verbatim).  nginx keeps its upstream connections alive (``upstream { keepalive }``, and the
@@ -197,7 +199,7 @@ def run_e2e(
         pki = BenchPKI.ec().write(work / "pki")
         servers = {
             f"{variant}/{mode}": stack.enter_context(_uvicorn(variant, mode, pki, work))
-            for variant in ("stock", "protocols", "mtls")
+            for variant in ("stock", "protocols", "floor", "mtls")
             for mode in ("tls", "proxy")
         }
         nginx_ports = {name: free_port() for name in servers if name.endswith("/proxy")}
@@ -250,4 +252,6 @@ def run_e2e(
         cpu_nginx=("cost", "mtls/proxy", "stock/proxy"),
         cpu_protocols_tls=("cost", "protocols/tls", "stock/tls"),
         cpu_protocols_nginx=("cost", "protocols/proxy", "stock/proxy"),
+        cpu_floor_tls=("cost", "floor/tls", "stock/tls"),
+        cpu_floor_nginx=("cost", "floor/proxy", "stock/proxy"),
     )

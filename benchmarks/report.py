@@ -252,6 +252,23 @@ ROWS: tuple[RowSpec, ...] = (
         lambda r: None,
     ),
     RowSpec(
+        "cpu_floor_tls",
+        "the floor in the same server: `asgi_mtls.uvicorn` and a middleware adding the client's "
+        "scope keys without looking at the request, vs stock uvicorn, uvicorn terminating TLS",
+        "",
+        "measured",
+        "cost",
+        lambda r: None,
+    ),
+    RowSpec(
+        "cpu_floor_nginx",
+        "same, behind nginx",
+        "",
+        "measured",
+        "cost",
+        lambda r: None,
+    ),
+    RowSpec(
         "valid",
         "RSS growth, {valid} distinct valid certificates, default config",
         "+48 MiB, bounded",
