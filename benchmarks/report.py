@@ -503,9 +503,11 @@ the variant over the baseline: 1.00 is as cheap.
   `load_pem_x509_certificate` of leaf and intermediate and
   `PolicyBuilder().store(root).build_client_verifier().verify(leaf, [intermediate])`.  The
   certificates are issued before each timed batch, distinct for every call.
-- **End to end** (`benchmarks/e2e.py`, `benchmarks/serve.py`): six uvicorn processes (stock
+- **End to end** (`benchmarks/e2e.py`, `benchmarks/serve.py`): eight uvicorn processes (stock
   uvicorn with the bare app; `asgi_mtls.uvicorn` with the app behind the middleware;
-  `asgi_mtls.uvicorn` with the bare app, the protocol classes' part alone; each
+  `asgi_mtls.uvicorn` with the bare app, the protocol classes' part alone;
+  `asgi_mtls.uvicorn` with the app behind a middleware adding the client's scope keys without
+  looking at the request, the floor of any identity middleware in that server; each
   terminating TLS with a client certificate, and each on plain HTTP behind one nginx that
   terminates mutual TLS with the shipped `asgi-mtls-proxy.conf` and keeps upstream
   connections alive), httptools, no access log.  The figure is the ratio of the uvicorn

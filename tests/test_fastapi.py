@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 
 import pytest
 from fastapi import Depends, FastAPI
 
-from asgi_mtls import ClientIdentity, MTLSMiddleware, require_client
+from asgi_mtls import PUBLIC, ClientIdentity, MTLSMiddleware, require_client
 from asgi_mtls.testing import simulate_connection
 from tests.apps import PAYMENTS, fastapi_app
 from tests.asgi import drive_websocket, get, reason
@@ -20,6 +21,19 @@ def served(pki, cert):
         MTLSMiddleware, trust=pki.root.certificate, intermediates=[pki.intermediate.certificate]
     )
     return simulate_connection(app, cert)
+
+
+@pytest.mark.parametrize(
+    "declarable", [require_client(PAYMENTS), PUBLIC], ids=["requirement", "public"]
+)
+def test_fastapi_reads_a_coroutine_of_the_connection(declarable):
+    # What FastAPI unwraps a requirement to, on every request (issue #10): a plain coroutine
+    # function of the HTTP connection, reached in one step and unwrapping no further.
+    unwrapped = inspect.unwrap(declarable)
+    assert inspect.isfunction(unwrapped)
+    assert inspect.iscoroutinefunction(unwrapped)
+    assert not hasattr(unwrapped, "__wrapped__")
+    assert list(inspect.signature(declarable).parameters) == ["connection"]
 
 
 @pytest.mark.anyio
