@@ -56,6 +56,11 @@ class RowSpec:
     met: Callable[[Results], bool | None]
 
 
+def _measured(key: str, case: str, kind: str) -> RowSpec:
+    """A row measured for context: no figure in issue #10, no target."""
+    return RowSpec(key, case, "", "measured", kind, lambda r: None)
+
+
 def _at_least(key: str, floor: float) -> Callable[[Results], bool | None]:
     return lambda r: r.ratios[key].median >= floor if key in r.ratios else None
 
@@ -97,23 +102,17 @@ ROWS: tuple[RowSpec, ...] = (
         "throughput",
         _at_least("tls_vs_passthrough", 0.97),
     ),
-    RowSpec(
+    _measured(
         "floor_vs_bare",
         "the floor: a middleware that adds one identity's scope keys, computed once, to a copy "
         "of the scope, without looking at the request (the least any identity middleware "
         "costs), vs bare",
-        "",
-        "measured",
         "throughput",
-        lambda r: None,
     ),
-    RowSpec(
+    _measured(
         "floor_vs_passthrough",
         "the floor vs the app behind a no-op pure ASGI middleware",
-        "",
-        "measured",
         "throughput",
-        lambda r: None,
     ),
     RowSpec(
         "starlette_auth_vs_bare",
@@ -132,14 +131,11 @@ ROWS: tuple[RowSpec, ...] = (
         "throughput",
         _at_least("nginx_vs_bare", 0.90),
     ),
-    RowSpec(
+    _measured(
         "tls_proxied_vs_bare",
         "first row's requests, the middleware configured with a trusted proxy as well (the "
         "proxy's header is looked for on every request)",
-        "",
-        "measured",
         "throughput",
-        lambda r: None,
     ),
     RowSpec(
         "require_vs_trivial",
@@ -165,14 +161,11 @@ ROWS: tuple[RowSpec, ...] = (
         "throughput",
         _at_least("anonymous_vs_bare", 0.97),
     ),
-    RowSpec(
+    _measured(
         "floor_anonymous_vs_bare",
         "the floor for an anonymous request (the anonymous scope keys added to a copy of the "
         "scope) vs bare",
-        "",
-        "measured",
         "throughput",
-        lambda r: None,
     ),
     RowSpec(
         "log_listener_vs_none",
@@ -183,22 +176,16 @@ ROWS: tuple[RowSpec, ...] = (
         "throughput",
         _at_least("log_listener_vs_none", 0.97),
     ),
-    RowSpec(
+    _measured(
         "prometheus_vs_log_listener",
         "issue #13: `PrometheusListener` added beside the log listener, same requests "
         "(counted per request)",
-        "",
-        "measured",
         "throughput",
-        lambda r: None,
     ),
-    RowSpec(
+    _measured(
         "prometheus_vs_bare",
         "same app with the Prometheus listener vs the app bare",
-        "",
-        "measured",
         "throughput",
-        lambda r: None,
     ),
     RowSpec(
         "miss_ec",
@@ -234,56 +221,38 @@ ROWS: tuple[RowSpec, ...] = (
         "cost",
         _at_most("cpu_nginx", 1.03),
     ),
-    RowSpec(
+    _measured(
         "cpu_protocols_tls",
         "the protocol classes' part: `asgi_mtls.uvicorn` around the bare app vs stock uvicorn, "
         "uvicorn terminating TLS",
-        "",
-        "measured",
         "cost",
-        lambda r: None,
     ),
-    RowSpec(
+    _measured(
         "cpu_protocols_nginx",
         "same, behind nginx",
-        "",
-        "measured",
         "cost",
-        lambda r: None,
     ),
-    RowSpec(
+    _measured(
         "cpu_floor_tls",
         "the floor in the same server: `asgi_mtls.uvicorn` and a middleware adding the client's "
         "scope keys without looking at the request, vs stock uvicorn, uvicorn terminating TLS",
-        "",
-        "measured",
         "cost",
-        lambda r: None,
     ),
-    RowSpec(
+    _measured(
         "cpu_floor_nginx",
         "same, behind nginx",
-        "",
-        "measured",
         "cost",
-        lambda r: None,
     ),
-    RowSpec(
+    _measured(
         "user_over_floor_tls",
         "user CPU alone (no kernel time) per request, the middleware's server over the floor "
         "server: what finding the client costs in a real server, uvicorn terminating TLS",
-        "",
-        "measured",
         "cost",
-        lambda r: None,
     ),
-    RowSpec(
+    _measured(
         "user_over_floor_nginx",
         "same, behind nginx",
-        "",
-        "measured",
         "cost",
-        lambda r: None,
     ),
     RowSpec(
         "valid",
